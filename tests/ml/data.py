@@ -1,0 +1,17 @@
+"""Where tests and benches find the shared, read-only test data (never copied into the repo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: ``<repo>/../shared/data``: real files written by nobody on this project.
+SHARED_DATA: Path = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+#: BCCD peripheral-blood photos (640x480 JPEG) with Pascal VOC boxes for WBC / RBC / Platelets.
+BCCD_DIR: Path = SHARED_DATA / "smears" / "BCCD"
+
+#: Chula-RBC-12 red-cell smear photos (640x480) with one centre point per red cell.
+CHULA_DIR: Path = SHARED_DATA / "smears" / "Chula-RBC-12"
+
+#: Whole-slide files in vendor formats, plus broken ones.
+SLIDES_DIR: Path = SHARED_DATA / "slides"
