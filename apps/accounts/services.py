@@ -1,0 +1,24 @@
+"""Writes that span accounts models."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from .models import Membership, Project, Role
+
+
+@transaction.atomic
+def create_project(*, name: str, created_by: AbstractBaseUser, description: str = "") -> Project:
+    """Create a project; its creator becomes its first project admin."""
+    project = Project.objects.create(name=name, description=description, created_by=created_by)
+    Membership.objects.create(project=project, user=created_by, role=Role.ADMIN)
+    return project
+
+
+@transaction.atomic
+def add_member(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    membership, _ = Membership.objects.update_or_create(
+        project=project, user=user, defaults={"role": role}
+    )
+    return membership

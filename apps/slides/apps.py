@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SlidesConfig(AppConfig):
+    name = "apps.slides"
+    label = "slides"

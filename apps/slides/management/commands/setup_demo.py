@@ -1,0 +1,73 @@
+"""Create the demo account, project and slides (idempotent): ``manage.py setup_demo``."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from apps.accounts.models import Project, Role
+from apps.accounts.services import add_member, create_project
+from apps.slides import services
+from apps.slides.demo import ensure_demo_slide
+from apps.slides.models import Slide, SlideSource, SlideStatus
+
+DEMO_USER = "demo"
+DEMO_PROJECT = "Demo marrow project"
+SHARED_SLIDES = [
+    "cmu-1-small-region.svs", "small.svs", "boxes.tiff",
+    "broken.svs", "unopenable.tiff", "unreadable.svs",
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo account, its project and the sample slides; ingest them."
+
+    def handle(self, *args, **options) -> None:
+        user, password = self._demo_user()
+        project = Project.objects.filter(name=DEMO_PROJECT).first() or create_project(
+            name=DEMO_PROJECT, created_by=user,
+            description="Real sample slides, broken files for the error paths, and a demo smear.",
+        )
+        add_member(project=project, user=user, role=Role.ADMIN)
+        shared = settings.SHARED_DATA_DIR
+        self.stdout.write("Building the demo marrow smear slide (first run only)…")
+        demo_file = ensure_demo_slide(shared, settings.VAR_DIR / "demo")
+        services.register_path(
+            project=project, path=demo_file, user=user, name="demo marrow smear",
+            source=SlideSource.DEMO,
+        )
+        for name in SHARED_SLIDES:
+            path = shared / "slides" / name
+            if path.exists():
+                services.register_path(project=project, path=path, user=user)
+            else:
+                self.stderr.write(f"missing sample slide {path}")
+        # Ingest now, so the slides are ready at first login even before the worker starts.
+        for slide in Slide.objects.filter(project=project, status=SlideStatus.PENDING):
+            services.ingest(slide.pk)
+        self.stdout.write(self.style.SUCCESS(f"Demo ready. Log in as {DEMO_USER} / {password}"))
+
+    def _demo_user(self):
+        users = get_user_model()
+        password = settings.DEMO_PASSWORD or _stored_password(settings.VAR_DIR / "demo-password")
+        user = users.objects.filter(username=DEMO_USER).first()
+        if user is None:
+            user = users.objects.create_user(DEMO_USER, password=password, is_staff=True)
+        elif not user.check_password(password):
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        return user, password
+
+
+def _stored_password(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(9)
+    path.write_text(password)
+    path.chmod(0o600)
+    return password

@@ -1,0 +1,92 @@
+"""Content-addressed slide storage: every file lives under its SHA-256.
+
+Layout: ``<SLIDE_STORAGE_DIR>/<sha[:2]>/<sha>/<original name>`` plus, for flat images, a
+``pyramid.tiff`` beside it. Writes go to a temporary name and are renamed into place, so a
+crash never leaves a half-written file under a real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from django.conf import settings
+
+CHUNK = 8 * 1024 * 1024
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(filename: str) -> str:
+    """A file name without directories or odd characters; never empty."""
+    base = os.path.basename(filename.replace("\\", "/")).strip(". ")
+    cleaned = _SAFE.sub("_", base)[:200]
+    return cleaned or "slide"
+
+
+def sha_dir(sha256: str) -> Path:
+    return Path(sha256[:2]) / sha256
+
+
+def hash_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
+    """SHA-256 of a file, read in chunks; ``progress`` receives the bytes read per chunk."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+            if progress:
+                progress(len(chunk))
+    return digest.hexdigest()
+
+
+def store_chunks(chunks: Iterable[bytes], filename: str, *, max_bytes: int) -> tuple[str, Path, int]:
+    """Stream ``chunks`` into storage. Returns (sha256, path relative to storage, size).
+
+    Raises ``ValueError`` once more than ``max_bytes`` arrive (0 = unlimited); nothing is kept.
+    """
+    root = settings.SLIDE_STORAGE_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    fd, tmp_name = tempfile.mkstemp(prefix=".incoming-", dir=root)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                size += len(chunk)
+                if max_bytes and size > max_bytes:
+                    raise ValueError(f"the file is larger than the {max_bytes:,} byte limit")
+                digest.update(chunk)
+                out.write(chunk)
+        sha = digest.hexdigest()
+        relative = sha_dir(sha) / safe_name(filename)
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            tmp.unlink()
+        else:
+            os.replace(tmp, target)
+        return sha, relative, size
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def copy_into_storage(source: Path, sha256: str) -> Path:
+    """Copy an on-disk file into storage under its known hash; returns the relative path."""
+    relative = sha_dir(sha256) / safe_name(source.name)
+    target = settings.SLIDE_STORAGE_DIR / relative
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".incoming-{target.name}")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    return relative
+
+
+def derived_path(sha256: str, name: str) -> Path:
+    """Where a file derived from the slide (its pyramid) lives, relative to storage."""
+    return sha_dir(sha256) / name

@@ -1,0 +1,20 @@
+// Bundles the viewer's ES modules and copies OpenSeadragon's button images, from npm only.
+import { build } from "esbuild";
+import { cpSync, mkdirSync } from "node:fs";
+
+const outdir = "dist/bmadcc";
+mkdirSync(outdir, { recursive: true });
+await build({
+  entryPoints: ["src/viewer.js", "src/slides.js"],
+  bundle: true,
+  format: "esm",
+  minify: true,
+  sourcemap: true,
+  target: ["es2020"],
+  outdir,
+});
+cpSync("node_modules/openseadragon/build/openseadragon/images", `${outdir}/osd-images`, {
+  recursive: true,
+});
+cpSync("src/app.css", `${outdir}/app.css`);
+console.log(`built ${outdir}`);
