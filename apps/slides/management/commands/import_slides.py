@@ -59,11 +59,24 @@ class Command(BaseCommand):
         return project
 
 
+# What a folder scan picks up: OpenSlide's formats and the flat images we convert. Files named
+# one by one are always taken, whatever their extension.
+SLIDE_SUFFIXES = {
+    ".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".mrxs", ".scn", ".bif", ".svslide",
+    ".dcm", ".jpg", ".jpeg", ".png", ".webp",
+}
+
+
 def _expand(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")))
+            files.extend(
+                sorted(
+                    p for p in path.iterdir()
+                    if p.is_file() and p.suffix.lower() in SLIDE_SUFFIXES and not p.name.startswith(".")
+                )
+            )
         elif path.is_file():
             files.append(path)
         else:

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up (idempotent) and run the whole test suite, browser tests included.
+# Uses DATABASE_URL / REDIS_URL when set (CI: PostgreSQL and Redis), else SQLite and locmem.
+# Extra arguments go to pytest, e.g. scripts/test.sh -m "not slow" tests/slides
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh dev
+if [ ! -x /usr/bin/chromium ]; then
+  echo "==> installing Debian's chromium for the browser tests"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+source scripts/env.sh
+export DEBUG=false
+# Jobs run in-process in tests (django-q2 sync mode), through the same task functions.
+export Q_SYNC=${Q_SYNC:-true}
+mkdir -p artifacts
+.venv/bin/ruff check .
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,89 @@
+"""Shared test fixtures: real files from ../shared/data, a real database, real users.
+
+The base cast follows healthchecks' hc/test.py: an owner (project admin), a member (annotator)
+and an outsider who belongs to another project.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an event loop in the test thread; Django's ORM is still used
+# synchronously there, which is safe in tests.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("BMADCC_SHARED_DATA", REPO.parent / "shared" / "data"))
+SLIDES_DIR = SHARED_DATA / "slides"
+TEST_CACHE = REPO / "var" / "test-cache"
+ARTIFACTS = REPO / "artifacts"
+
+
+@pytest.fixture
+def slide_store(settings, tmp_path):
+    """Slides are stored under this test's temporary folder, with a fresh tile cache."""
+    from django.core.cache import cache
+
+    settings.SLIDE_STORAGE_DIR = tmp_path / "slide-store"
+    settings.SLIDE_STORAGE_DIR.mkdir()
+    cache.clear()
+    return settings.SLIDE_STORAGE_DIR
+
+
+@pytest.fixture(scope="session")
+def demo_slide_file() -> Path:
+    """The demo marrow smear (>= 20,000 px square, 0.1 µm/px), built once and cached."""
+    from apps.slides.demo import ensure_demo_slide
+
+    return ensure_demo_slide(SHARED_DATA, TEST_CACHE, size=20_000)
+
+
+@pytest.fixture
+def owner(django_user_model):
+    return django_user_model.objects.create_user("owner", password="owner-pass-123")
+
+
+@pytest.fixture
+def member(django_user_model):
+    return django_user_model.objects.create_user("member", password="member-pass-123")
+
+
+@pytest.fixture
+def outsider(django_user_model):
+    return django_user_model.objects.create_user("outsider", password="outsider-pass-123")
+
+
+@pytest.fixture
+def project(owner, member, outsider, slide_store):
+    from apps.accounts.models import Role
+    from apps.accounts.services import add_member, create_project
+
+    project = create_project(name="Marrow study", created_by=owner)
+    add_member(project=project, user=member, role=Role.ANNOTATOR)
+    create_project(name="Someone else's study", created_by=outsider)
+    return project
+
+
+@pytest.fixture
+def ingest_path(project, owner):
+    """Register a file in ``project`` and ingest it now, as the worker would."""
+    from apps.slides import services
+
+    def _ingest(path: Path, **kwargs):
+        intake = services.register_path(project=project, path=path, user=owner, **kwargs)
+        services.ingest(intake.slide.pk)
+        intake.slide.refresh_from_db()
+        return intake.slide
+
+    return _ingest
+
+
+@pytest.fixture
+def api(client):
+    """A DRF test client."""
+    from rest_framework.test import APIClient
+
+    return APIClient()
