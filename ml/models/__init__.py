@@ -1,0 +1,1 @@
+"""Model architectures (builders in :mod:`ml.models.build`) and their predictors."""

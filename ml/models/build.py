@@ -1,0 +1,107 @@
+"""The model registry: architecture name -> builder.
+
+A model card names its architecture with one of these keys and passes its ``config`` as the
+builder's keyword arguments; all numbers live in the builders. Builders return modules with
+random weights: weights are loaded separately (:func:`ml.cards.load_model`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from ml.models.mae import build_mae_vit_b, build_mae_vit_tiny
+from ml.models.sam import build_sam_tiny, build_sam_vit_b, build_sam_vit_h, build_sam_vit_l
+from ml.models.tcnet import TCNet, assemble_tcnet
+from ml.models.texture_unet import TextureUnet, assemble_texture_unet
+
+
+def build_texture_unet(*, num_classes: int = 2) -> TextureUnet:
+    """TextureUnet for 256 px thumbnails: 4 levels (32..256 channels), 24 Gabor filters."""
+    return assemble_texture_unet(
+        num_classes=num_classes,
+        channels=[32, 64, 128, 256],
+        texture_channels=[16, 16, 32, 32],
+        gabor_orientations=8,
+        gabor_scales=3,
+        gabor_kernel=15,
+        gabor_min_wavelength=4.0,
+        stat_window=9,
+    )
+
+
+def build_texture_unet_tiny(*, num_classes: int = 2) -> TextureUnet:
+    """A test-size TextureUnet: 3 levels (8..32 channels), 8 Gabor filters."""
+    return assemble_texture_unet(
+        num_classes=num_classes,
+        channels=[8, 16, 32],
+        texture_channels=[4, 4, 8],
+        gabor_orientations=4,
+        gabor_scales=2,
+        gabor_kernel=7,
+        gabor_min_wavelength=3.0,
+        stat_window=5,
+    )
+
+
+def build_tcnet(*, num_classes: int = 2) -> TCNet:
+    """TCNet at ResNet-18 size: widths 64..512, two blocks per stage."""
+    return assemble_tcnet(
+        num_classes=num_classes,
+        stem_channels=64,
+        widths=[64, 128, 256, 512],
+        blocks=[2, 2, 2, 2],
+        head_hidden=64,
+        texture_stage=1,
+        contour_stage=0,
+    )
+
+
+def build_tcnet_tiny(*, num_classes: int = 2) -> TCNet:
+    """A test-size TCNet: widths 8..64, one block per stage."""
+    return assemble_tcnet(
+        num_classes=num_classes,
+        stem_channels=8,
+        widths=[8, 16, 32, 64],
+        blocks=[1, 1, 1, 1],
+        head_hidden=8,
+        texture_stage=1,
+        contour_stage=0,
+    )
+
+
+MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {
+    "texture_unet": build_texture_unet,
+    "texture_unet_tiny": build_texture_unet_tiny,
+    "tcnet": build_tcnet,
+    "tcnet_tiny": build_tcnet_tiny,
+    "sam_vit_h": build_sam_vit_h,
+    "sam_vit_l": build_sam_vit_l,
+    "sam_vit_b": build_sam_vit_b,
+    "sam_tiny": build_sam_tiny,
+    "mae_vit_b": build_mae_vit_b,
+    "mae_vit_tiny": build_mae_vit_tiny,
+}
+
+
+class UnknownArchitectureError(KeyError):
+    """The architecture name is not in :data:`MODEL_REGISTRY`."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown architecture {name!r}; known: {sorted(MODEL_REGISTRY)}")
+        self.name = name
+
+
+def build_model(architecture: str, config: dict[str, Any] | None = None) -> nn.Module:
+    """Build ``architecture`` with ``config`` as keyword arguments, random weights, eval mode.
+
+    Raises :class:`UnknownArchitectureError` for an unknown name and ``TypeError`` for a config
+    key the builder does not take.
+    """
+    try:
+        builder = MODEL_REGISTRY[architecture]
+    except KeyError:
+        raise UnknownArchitectureError(architecture) from None
+    return builder(**(config or {})).eval()
