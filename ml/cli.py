@@ -1,0 +1,112 @@
+"""Command line: ``python -m ml analyse SLIDE --models DIR --out result.json [--geojson cells.geojson]``.
+
+Runs :func:`ml.pipeline.analyse` with a tqdm progress bar per stage and writes the result as
+JSON (and, with ``--geojson``, the cells as QuPath-compatible GeoJSON). Exit status 0 on
+success, 2 on a usage error, 1 when the slide or a model card is unusable (the message says
+which and why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ml.cards import ModelCardError
+from ml.device import DeviceError
+from ml.pipeline import PipelineConfig, Progress, analyse
+from ml.slide import SlideOpenError, SlideReadError
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ml", description="bmadcc analysis library")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("analyse", help="analyse one slide: ROI, TOI, cells, classes, DCC")
+    run.add_argument("slide", type=Path, help="a whole-slide file OpenSlide can read")
+    run.add_argument(
+        "--models", type=Path, default=None, help="folder of model cards (default: baselines only)"
+    )
+    run.add_argument("--out", type=Path, required=True, help="where to write the result JSON")
+    run.add_argument(
+        "--geojson", type=Path, default=None, help="also write the cells as QuPath GeoJSON"
+    )
+    run.add_argument(
+        "--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if present)"
+    )
+    run.add_argument(
+        "--max-tiles", type=int, default=None, help="segment only the N best-scoring TOIs"
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+class _Bars:
+    """One tqdm bar per stage, created when the stage first reports."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bars: dict[str, tqdm] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit="step", file=sys.stderr)
+        bar.total = total
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def run_analyse(args: argparse.Namespace) -> int:
+    bars = _Bars(not args.no_progress)
+    progress: Progress = bars
+    try:
+        result = analyse(
+            args.slide,
+            models_dir=args.models,
+            device=args.device,
+            progress=progress,
+            config=PipelineConfig(max_tiles=args.max_tiles),
+        )
+    except (ModelCardError, SlideOpenError, SlideReadError, DeviceError, FileNotFoundError) as exc:
+        bars.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    bars.close()
+    _write_json(args.out, result.to_dict())
+    if args.geojson is not None:
+        _write_json(args.geojson, result.to_geojson())
+    counted = result.dcc.total_counted
+    print(
+        f"{len(result.cells)} cells, {counted} counted; result written to {args.out}",
+        file=sys.stderr,
+    )
+    if result.dcc.message:
+        print(result.dcc.message, file=sys.stderr)
+    return 0
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload))
+    tmp.replace(path)  # a reader never sees half a file
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    if args.command == "analyse":
+        return run_analyse(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

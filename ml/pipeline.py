@@ -1,0 +1,460 @@
+"""The four-stage analysis of one slide: ROI -> TOI -> cells -> classes -> DCC with alerts.
+
+:func:`analyse` is the library's entry point (the CLI and, later, the app's background jobs
+call it). Each stage uses the model whose card is in ``models_dir`` or, when there is none,
+its classical baseline; the result records which, and the time each stage took.
+
+Memory stays bounded whatever the slide's size: the slide is never read whole; the thumbnail
+comes from a low pyramid level; tiles are read at level 0 one window at a time by a small
+read-ahead pool (:mod:`ml.stages.reader`); crops are classified in fixed-size batches; only the
+cell records (polygons, a few numbers) accumulate.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ml.cards import ModelCard, ModelCardError, discover_cards, load_model
+from ml.classes import DEFAULT_CLASSES, CellClass, class_by_key
+from ml.count import Alert, Dcc, differential_count, misclassification_rates, rescreening_alert
+from ml.device import pick_device
+from ml.geometry import Tile
+from ml.models.sam_everything import SamEverything
+from ml.slide import SlideReader, open_slide
+from ml.stages.cells import (
+    BaselineSegmenter,
+    Cell,
+    NucleatedFilter,
+    SamSegmenter,
+    Segmenter,
+    cells_in_window,
+    dedup_across_tiles,
+    filter_summary,
+)
+from ml.stages.classify import ClassifyStage
+from ml.stages.common import StageSource
+from ml.stages.reader import Window, clipped_window, stream_windows
+from ml.stages.roi import RoiResult, RoiStage
+from ml.stages.toi import TileDecision, ToiStage, candidate_tiles
+
+SCHEMA_VERSION = 1
+
+#: ``progress(stage, done, total)``; stages are "thumbnail", "roi", "toi", "cells".
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every knob of a run. Sizes in level-0 px unless named otherwise.
+
+    ``tile_batch`` / ``crop_batch`` / ``reader_workers`` of ``None`` pick per device (bigger on
+    a GPU). ``max_tiles`` caps how many TOIs (the best-scoring) go to cell segmentation, for
+    previews and benchmarks; the result says so when it applied.
+    """
+
+    thumbnail_factor: float = 100.0
+    roi_threshold: float = 0.5
+    tile_size: int = 1600
+    min_roi_fraction: float = 0.5
+    toi_threshold: float = 0.5
+    cell_margin_um: float = 20.0
+    fallback_mpp: float = 0.1
+    box_offset: float = 0.15
+    review_threshold: float = 0.60
+    cross_tile_iou: float = 0.5
+    sam_points_per_side: int = 32
+    sam_points_per_batch: int = 64
+    sam_pred_iou_thresh: float = 0.88
+    sam_stability_thresh: float = 0.95
+    sam_box_nms_thresh: float = 0.7
+    cell_filter: NucleatedFilter = NucleatedFilter()
+    tile_batch: int | None = None
+    crop_batch: int | None = None
+    reader_workers: int | None = None
+    prefetch: int = 4
+    max_tiles: int | None = None
+    classes: tuple[CellClass, ...] = DEFAULT_CLASSES
+
+    def for_device(self, device: torch.device) -> PipelineConfig:
+        """Fill the per-device ``None`` fields."""
+        gpu = device.type == "cuda"
+        return replace(
+            self,
+            tile_batch=self.tile_batch or (8 if gpu else 1),
+            crop_batch=self.crop_batch or (256 if gpu else 32),
+            reader_workers=self.reader_workers or (6 if gpu else 2),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["classes"] = [c.key for c in self.classes]
+        return out
+
+
+@dataclass
+class Stages:
+    """The four stages of a run, each a model or a baseline."""
+
+    roi: RoiStage
+    toi: ToiStage
+    cells: Segmenter
+    classify: ClassifyStage
+    cards: dict[str, ModelCard] = field(default_factory=dict)
+
+    def sources(self) -> dict[str, StageSource]:
+        return {
+            "roi": self.roi.source,
+            "toi": self.toi.source,
+            "cells": self.cells.source,
+            "classification": self.classify.source,
+        }
+
+
+@dataclass
+class AnalysisResult:
+    """Everything a run found; :meth:`to_dict` is the JSON the CLI writes."""
+
+    slide: dict[str, Any]
+    device: str
+    config: PipelineConfig
+    stages: dict[str, StageSource]
+    timings: dict[str, float]
+    roi: RoiResult
+    tiles: list[TileDecision]
+    cells: list[Cell]
+    dcc: Dcc
+    alerts: list[Alert]
+    classifier_classes: tuple[str, ...] | None
+    notes: list[str]
+    segmented_tiles: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "slide": self.slide,
+            "device": self.device,
+            "config": self.config.to_dict(),
+            "stages": {k: v.to_dict() for k, v in self.stages.items()},
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            "throughput": self.throughput(),
+            "roi": self.roi.to_dict(),
+            "tiles": [d.to_dict() for d in self.tiles],
+            "classes": [c.key for c in self.config.classes],
+            "classifier_classes": None
+            if self.classifier_classes is None
+            else list(self.classifier_classes),
+            "cells": [c.to_dict() for c in self.cells],
+            "count": self.dcc.to_dict(),
+            "review_count": sum(c.review for c in self.cells),
+            "alerts": [a.to_dict() for a in self.alerts],
+            "notes": self.notes,
+        }
+
+    def throughput(self) -> dict[str, float | int | None]:
+        """Tiles and cells per second of the TOI stage and of segmentation + classification."""
+        seconds = self.timings.get("cells", 0.0)
+        return {
+            "toi_tiles_per_s": _rate(len(self.tiles), self.timings.get("toi", 0.0)),
+            "cell_tiles_per_s": _rate(self.segmented_tiles, seconds),
+            "cells_per_s": _rate(len(self.cells), seconds),
+            "tois": sum(d.keep for d in self.tiles),
+            "segmented_tiles": self.segmented_tiles,
+        }
+
+    def to_geojson(self) -> dict[str, Any]:
+        """The cells as a QuPath-compatible GeoJSON FeatureCollection (level-0 px).
+
+        Each cell is a ``detection`` with a closed Polygon ring; classified cells carry
+        ``classification: {name, color: [r, g, b]}`` from the project's class set (unclassified
+        cells carry none, as QuPath writes them), and ``measurements`` with the scores.
+        """
+        by_key = class_by_key(self.config.classes)
+        return {"type": "FeatureCollection", "features": [_feature(c, by_key) for c in self.cells]}
+
+
+def _rate(n: int, seconds: float) -> float | None:
+    return round(n / seconds, 3) if seconds > 0 else None
+
+
+def _feature(cell: Cell, by_key: dict[str, CellClass]) -> dict[str, Any]:
+    properties: dict[str, Any] = {"objectType": "detection", "isLocked": False}
+    cell_class = by_key.get(cell.label)
+    if cell_class is not None:
+        properties["classification"] = {"name": cell_class.name, "color": _rgb(cell_class.colour)}
+    measurements = {"segmentation_score": round(cell.score, 4), "area_px": round(cell.area, 1)}
+    if cell.probabilities is not None:
+        measurements["top_probability"] = round(float(np.max(cell.probabilities)), 4)
+    properties["measurements"] = measurements
+    ring = cell.to_dict()["polygon"]
+    return {
+        "type": "Feature",
+        "id": str(uuid.uuid4()),
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": properties,
+    }
+
+
+def _rgb(colour: str) -> list[int]:
+    return [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+
+
+def build_stages(
+    cards: dict[str, ModelCard], device: torch.device, config: PipelineConfig
+) -> Stages:
+    """Build each stage from its card, or its baseline when the card is absent."""
+    _check_classifier_classes(cards.get("cell_classification"), config.classes)
+    return Stages(
+        roi=RoiStage.from_card(cards.get("roi"), device, threshold=config.roi_threshold),
+        toi=ToiStage.from_card(
+            cards.get("toi"),
+            device,
+            threshold=config.toi_threshold,
+            batch_size=config.crop_batch or 32,
+            workers=config.reader_workers or 2,
+        ),
+        cells=_segmenter(cards.get("cell_segmentation"), device, config),
+        classify=ClassifyStage.from_card(
+            cards.get("cell_classification"),
+            device,
+            box_offset=config.box_offset,
+            batch_size=config.crop_batch or 32,
+            review_threshold=config.review_threshold,
+        ),
+        cards=cards,
+    )
+
+
+def _check_classifier_classes(card: ModelCard | None, classes: Sequence[CellClass]) -> None:
+    if card is None:
+        return
+    unknown = sorted(set(card.classes) - {c.key for c in classes})
+    if unknown:
+        raise ModelCardError(card.path, "classes", f"not in the project's class set: {unknown}")
+
+
+def _segmenter(card: ModelCard | None, device: torch.device, config: PipelineConfig) -> Segmenter:
+    if card is None:
+        return BaselineSegmenter()
+    model = load_model(card, device)
+    img_size = int(model.image_encoder.img_size)
+    if card.input_size != img_size:
+        raise ModelCardError(
+            card.path, "input_size", f"is {card.input_size} but the model takes {img_size}"
+        )
+    generator = SamEverything(
+        model,
+        device,
+        points_per_side=config.sam_points_per_side,
+        points_per_batch=config.sam_points_per_batch,
+        pred_iou_thresh=config.sam_pred_iou_thresh,
+        stability_score_thresh=config.sam_stability_thresh,
+        box_nms_thresh=config.sam_box_nms_thresh,
+    )
+    source = StageSource(
+        "model", card.name, {**card.summary(), "filter": filter_summary(config.cell_filter)}
+    )
+    return SamSegmenter(generator, source, config.cell_filter)
+
+
+def analyse(
+    slide_path: str | Path,
+    *,
+    models_dir: str | Path | None,
+    device: str | torch.device | None = None,
+    progress: Progress | None = None,
+    config: PipelineConfig | None = None,
+) -> AnalysisResult:
+    """Analyse one slide end to end.
+
+    ``models_dir`` holds the model cards (``None`` or an empty folder: every stage runs its
+    baseline). ``device`` ``None`` picks CUDA when present, else CPU. Raises
+    :class:`ml.cards.ModelCardError` for a bad card, :class:`ml.slide.SlideOpenError` /
+    :class:`ml.slide.SlideReadError` for a bad slide.
+    """
+    if models_dir is not None and not Path(models_dir).is_dir():
+        raise FileNotFoundError(f"models folder {models_dir} does not exist")
+    torch_device = pick_device(device)
+    config = (config or PipelineConfig()).for_device(torch_device)
+    stages = build_stages(discover_cards(models_dir), torch_device, config)
+    with open_slide(slide_path) as slide:
+        return run_stages(slide, stages, config, device=torch_device, progress=progress)
+
+
+def run_stages(
+    slide: SlideReader,
+    stages: Stages,
+    config: PipelineConfig,
+    *,
+    device: torch.device,
+    progress: Progress | None = None,
+) -> AnalysisResult:
+    """Run already-built stages on an open slide (the body of :func:`analyse`)."""
+    report = progress or (lambda stage, done, total: None)
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    started = time.perf_counter()
+    slide_wh = slide.dimensions
+    mpp = _mpp(slide)
+
+    t = time.perf_counter()
+    thumbnail = slide.thumbnail_by_factor(config.thumbnail_factor)
+    timings["thumbnail"] = time.perf_counter() - t
+    report("thumbnail", 1, 1)
+
+    t = time.perf_counter()
+    roi = stages.roi.run(thumbnail, slide_wh)
+    timings["roi"] = time.perf_counter() - t
+    report("roi", 1, 1)
+
+    t = time.perf_counter()
+    candidates = candidate_tiles(roi, slide_wh, config.tile_size, config.min_roi_fraction)
+    decisions = stages.toi.run(slide, candidates, lambda d, n: report("toi", d, n))
+    timings["toi"] = time.perf_counter() - t
+
+    tois = _chosen_tois(decisions, config.max_tiles, notes)
+    t = time.perf_counter()
+    margin = round(config.cell_margin_um / (mpp or config.fallback_mpp))
+    cells, seg_timings = _segment_and_classify(slide, stages, config, tois, margin, mpp, report)
+    timings["cells"] = time.perf_counter() - t
+    timings.update(seg_timings)
+
+    dcc, alerts = _count(cells, stages, config)
+    timings["total"] = time.perf_counter() - started
+    if mpp is None:
+        notes.append(
+            f"the slide states no pixel size; {config.fallback_mpp} um/px was assumed for the cell margin"
+        )
+    return AnalysisResult(
+        slide=_slide_info(slide, mpp),
+        device=str(device),
+        config=config,
+        stages=stages.sources(),
+        timings=timings,
+        roi=roi,
+        tiles=decisions,
+        cells=cells,
+        dcc=dcc,
+        alerts=alerts,
+        classifier_classes=stages.classify.classes,
+        notes=notes,
+        segmented_tiles=len(tois),
+    )
+
+
+def _mpp(slide: SlideReader) -> float | None:
+    known = [v for v in slide.mpp if v]
+    return float(np.mean(known)) if known else None
+
+
+def _slide_info(slide: SlideReader, mpp: float | None) -> dict[str, Any]:
+    return {
+        "path": str(slide.path),
+        "dimensions": list(slide.dimensions),
+        "mpp": mpp,
+        "level_count": slide.level_count,
+    }
+
+
+def _chosen_tois(
+    decisions: Sequence[TileDecision], max_tiles: int | None, notes: list[str]
+) -> list[Tile]:
+    kept = [d for d in decisions if d.keep]
+    if max_tiles is not None and len(kept) > max_tiles:
+        notes.append(
+            f"only the {max_tiles} best-scoring of {len(kept)} TOIs were segmented (max_tiles)"
+        )
+        best = sorted(kept, key=lambda d: -d.score)[:max_tiles]
+        kept = [d for d in decisions if any(d is b for b in best)]
+    return [d.tile for d in kept]
+
+
+def _segment_and_classify(
+    slide: SlideReader,
+    stages: Stages,
+    config: PipelineConfig,
+    tois: Sequence[Tile],
+    margin: int,
+    mpp: float | None,
+    report: Progress,
+) -> tuple[list[Cell], dict[str, float]]:
+    """Stream TOI windows at level 0, segment them in batches and queue crops for classification."""
+    slide_wh = slide.dimensions
+    windows = [clipped_window(tile, tile.box, margin, slide_wh) for tile in tois]
+    clock = {"segmentation": 0.0, "classification": 0.0, "read_wait": 0.0}
+    found: list[Cell] = []
+    batch: list[tuple[Window, np.ndarray]] = []
+    done = 0
+    report("cells", 0, len(windows))
+    waited = time.perf_counter()
+    for window, image in stream_windows(
+        slide, windows, workers=config.reader_workers or 2, prefetch=config.prefetch
+    ):
+        clock["read_wait"] += time.perf_counter() - waited
+        batch.append((window, image))
+        if len(batch) >= (config.tile_batch or 1):
+            found += _process_batch(batch, stages, mpp, slide_wh, clock)
+            done += len(batch)
+            batch = []
+            report("cells", done, len(windows))
+        waited = time.perf_counter()
+    found += _process_batch(batch, stages, mpp, slide_wh, clock)
+    t = time.perf_counter()
+    stages.classify.flush()
+    clock["classification"] += time.perf_counter() - t
+    report("cells", len(windows), len(windows))
+    return dedup_across_tiles(found, config.cross_tile_iou, config.tile_size), clock
+
+
+def _process_batch(
+    batch: list[tuple[Window, np.ndarray]],
+    stages: Stages,
+    mpp: float | None,
+    slide_wh: tuple[int, int],
+    clock: dict[str, float],
+) -> list[Cell]:
+    if not batch:
+        return []
+    t = time.perf_counter()
+    crops = stages.cells.segment([image for _, image in batch], mpp)
+    clock["segmentation"] += time.perf_counter() - t
+    cells: list[Cell] = []
+    for (window, image), window_crops in zip(batch, crops, strict=True):
+        owned = cells_in_window(window, window.key, window_crops, slide_wh)
+        t = time.perf_counter()
+        stages.classify.add(image, owned)
+        clock["classification"] += time.perf_counter() - t
+        cells += [cell for cell, _ in owned]
+    return cells
+
+
+def _count(
+    cells: Sequence[Cell], stages: Stages, config: PipelineConfig
+) -> tuple[Dcc, list[Alert]]:
+    dcc = differential_count([c.label for c in cells], config.classes)
+    alerts: list[Alert] = []
+    card = stages.cards.get("cell_classification")
+    if card is not None and card.confusion_matrix is not None:
+        rates = misclassification_rates(card.confusion_matrix, card.classes)
+        alert = rescreening_alert({c.label for c in cells}, rates)
+        if alert is not None:
+            alerts.append(alert)
+    n_review = sum(c.review for c in cells)
+    if n_review:
+        alerts.append(
+            Alert(
+                kind="review_required",
+                message=(
+                    f"{n_review} cells have a top class probability below {config.review_threshold:.2f} "
+                    "and must be reviewed before sign-off."
+                ),
+            )
+        )
+    return dcc, alerts

@@ -1,0 +1,266 @@
+"""Stage 3, cells: segment every TOI at level 0 and turn masks into level-0 cell records.
+
+Each TOI is read at level 0 with a context ``margin`` on every side (clipped to the slide), so
+a cell cut by the tile's border is seen whole. De-duplication across neighbouring tiles then
+follows two rules:
+
+1. **ownership**: a cell belongs to the tile whose (half-open) box holds its centroid; other
+   tiles drop it, and masks touching a window edge that is not a slide edge are dropped as
+   partial views;
+2. **cross-tile NMS** (:func:`dedup_across_tiles`): boxes found by different tiles that still
+   overlap above an IoU are merged, keeping the higher score, for cells whose centroid moved
+   across a border between the two views.
+
+Segmenters: SAM everything mode (:class:`SamSegmenter`), whose masks include red cells, debris
+and nuclei, filtered by :class:`NucleatedFilter`; or the classical baseline
+(:class:`BaselineSegmenter`, :func:`ml.baselines.cells.segment_cells`), which only finds
+nucleated cells by design.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from ml.geometry import Frame, Tile, mask_to_polygons, polygon_to_json
+from ml.models.sam_everything import SamEverything, SamMasks
+from ml.nms import dedup_boxes_bucketed, suppress_contained
+from ml.stages.common import StageSource
+from ml.stages.reader import Window
+
+UNCLASSIFIED = "unclassified"
+
+
+@dataclass
+class Cell:
+    """One segmented cell. Geometry in level-0 slide px; boxes XYXY.
+
+    ``polygon``: ``(N, 2)`` exterior ring; ``area``: mask pixels (level-0 px^2); ``score``:
+    segmentation confidence in ``[0, 1]`` (SAM's predicted IoU; 1 for the baseline);
+    ``tile``: ``(col, row)`` of the owning tile. ``label``, ``probabilities`` (in the
+    classifier's class order) and ``review`` are filled by the classification stage.
+    """
+
+    polygon: np.ndarray
+    box: np.ndarray
+    centroid: np.ndarray
+    area: float
+    score: float
+    tile: tuple[int, int]
+    label: str = UNCLASSIFIED
+    probabilities: np.ndarray | None = None
+    review: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "polygon": polygon_to_json([self.polygon])[0],
+            "box": [round(float(v), 1) for v in self.box],
+            "centroid": [round(float(v), 1) for v in self.centroid],
+            "area_px": round(self.area, 1),
+            "segmentation_score": round(self.score, 4),
+            "tile": list(self.tile),
+            "class": self.label,
+            "probabilities": None
+            if self.probabilities is None
+            else [round(float(p), 4) for p in self.probabilities],
+            "review": self.review,
+        }
+
+
+@dataclass
+class MaskCrop:
+    """A mask in window px: integer XYXY ``box`` and the bool crop covering it exactly."""
+
+    box: np.ndarray
+    mask: np.ndarray
+    score: float
+
+
+class Segmenter(Protocol):
+    """Finds cell masks in a batch of RGB uint8 window images."""
+
+    @property
+    def source(self) -> StageSource: ...
+
+    def segment(self, images: Sequence[np.ndarray], mpp: float | None) -> list[list[MaskCrop]]: ...
+
+
+@dataclass(frozen=True)
+class NucleatedFilter:
+    """Keeps SAM masks that look like one nucleated cell; red cells, debris and parts go.
+
+    - area within ``[min_area_um2, max_area_um2]`` (or ``[min_area_px, max_area_fraction`` of
+      the window``]`` when the slide has no pixel size);
+    - at least ``min_nucleus_fraction`` of the mask is nuclear stain: Wright-Giemsa nuclei are
+      violet (blue exceeds red by ``nucleus_blue_margin``) and dark (green below
+      ``nucleus_darkness`` x the window's bright background), which red cells never are;
+    - not ``containment`` inside a larger kept mask (a nucleus inside its own cell).
+    """
+
+    min_area_um2: float = 20.0
+    max_area_um2: float = 2000.0
+    min_area_px: int = 64
+    max_area_fraction: float = 0.25
+    min_nucleus_fraction: float = 0.05
+    nucleus_blue_margin: int = 15
+    nucleus_darkness: float = 0.75
+    containment: float = 0.85
+
+    def keep(self, image: np.ndarray, found: SamMasks, mpp: float | None) -> list[int]:
+        """Indices into ``found`` that pass, for a window ``image`` (RGB uint8)."""
+        lo, hi = self._area_limits(image.shape[:2], mpp)
+        nuclear = self.nuclear_pixels(image)
+        candidates = []
+        for k, (box, mask) in enumerate(
+            zip(found.boxes.astype(np.int64), found.masks, strict=True)
+        ):
+            area = int(mask.sum())
+            if not lo <= area <= hi:
+                continue
+            inside = nuclear[box[1] : box[3], box[0] : box[2]][mask]
+            if inside.mean() >= self.min_nucleus_fraction:
+                candidates.append(k)
+        boxes = found.boxes[candidates].astype(np.int64)
+        kept = suppress_contained(boxes, [found.masks[k] for k in candidates], self.containment)
+        return sorted(candidates[i] for i in kept)
+
+    def nuclear_pixels(self, image: np.ndarray) -> np.ndarray:
+        """``(H, W)`` bool: violet and dark pixels of an RGB uint8 image."""
+        rgb = image.astype(np.int16)
+        background = np.percentile(rgb[..., 1], 95)
+        violet = rgb[..., 2] - rgb[..., 0] >= self.nucleus_blue_margin
+        dark = rgb[..., 1] < self.nucleus_darkness * background
+        return violet & dark
+
+    def _area_limits(self, window_hw: tuple[int, int], mpp: float | None) -> tuple[float, float]:
+        if mpp:
+            return self.min_area_um2 / mpp**2, self.max_area_um2 / mpp**2
+        return float(self.min_area_px), self.max_area_fraction * window_hw[0] * window_hw[1]
+
+
+class SamSegmenter:
+    """SAM everything mode + :class:`NucleatedFilter`; one embedding per window."""
+
+    def __init__(
+        self, generator: SamEverything, source: StageSource, cell_filter: NucleatedFilter
+    ) -> None:
+        self.generator = generator
+        self._source = source
+        self.cell_filter = cell_filter
+
+    @property
+    def source(self) -> StageSource:
+        return self._source
+
+    def segment(self, images: Sequence[np.ndarray], mpp: float | None) -> list[list[MaskCrop]]:
+        out = []
+        for image, found in zip(images, self.generator.generate(images), strict=True):
+            keep = self.cell_filter.keep(image, found, mpp)
+            out.append(
+                [
+                    MaskCrop(
+                        found.boxes[k].astype(np.int64), found.masks[k], float(found.scores[k])
+                    )
+                    for k in keep
+                ]
+            )
+        return out
+
+
+class BaselineSegmenter:
+    """The classical nucleated-cell segmenter (:func:`ml.baselines.cells.segment_cells`)."""
+
+    @property
+    def source(self) -> StageSource:
+        return StageSource.baseline(
+            "classical-nucleated-cells", method="stain separation, threshold, watershed"
+        )
+
+    def segment(self, images: Sequence[np.ndarray], mpp: float | None) -> list[list[MaskCrop]]:
+        from ml.baselines.cells import segment_cells
+
+        return [label_image_to_crops(segment_cells(image, mpp=mpp)) for image in images]
+
+
+def label_image_to_crops(labels: np.ndarray) -> list[MaskCrop]:
+    """``(H, W)`` int label image (0 background) -> one :class:`MaskCrop` per label."""
+    crops = []
+    for index, slices in enumerate(ndimage.find_objects(labels), start=1):
+        if slices is None:
+            continue
+        rows, cols = slices
+        box = np.array([cols.start, rows.start, cols.stop, rows.stop], dtype=np.int64)
+        crops.append(MaskCrop(box, labels[slices] == index, 1.0))
+    return crops
+
+
+def cells_in_window(
+    window: Window, tile: Tile, crops: Sequence[MaskCrop], slide_wh: tuple[int, int]
+) -> list[tuple[Cell, MaskCrop]]:
+    """Turn one window's masks into the cells ``tile`` owns, each with its window-px crop.
+
+    Drops masks touching a window edge that is not a slide edge (partial views) and masks
+    whose centroid lies outside ``tile`` (another tile owns them).
+    """
+    out = []
+    for crop in crops:
+        if _touches_inner_edge(crop.box, window, slide_wh):
+            continue
+        frame = Frame(ox=window.x + crop.box[0], oy=window.y + crop.box[1])
+        centroid = _centroid(crop.mask, frame)
+        if not tile.contains(centroid)[0]:
+            continue
+        polygons = mask_to_polygons(crop.mask, frame, simplify_px=0.5)
+        if not polygons:
+            continue
+        exterior = max(
+            (p[0] for p in polygons), key=lambda ring: cv2.contourArea(ring.astype(np.float32))
+        )
+        box = frame.box_to_parent([0, 0, crop.box[2] - crop.box[0], crop.box[3] - crop.box[1]])
+        cell = Cell(
+            exterior, box, centroid, float(crop.mask.sum()), crop.score, (tile.col, tile.row)
+        )
+        out.append((cell, crop))
+    return out
+
+
+def _touches_inner_edge(box: np.ndarray, window: Window, slide_wh: tuple[int, int]) -> bool:
+    left = box[0] <= 0 and window.x > 0
+    top = box[1] <= 0 and window.y > 0
+    right = box[2] >= window.w and window.x + window.w < slide_wh[0]
+    bottom = box[3] >= window.h and window.y + window.h < slide_wh[1]
+    return bool(left or top or right or bottom)
+
+
+def _centroid(mask: np.ndarray, frame: Frame) -> np.ndarray:
+    """Centroid of a mask's pixel centres, in ``frame``'s parent coordinates."""
+    rows, cols = np.nonzero(mask)
+    return frame.to_parent(np.array([cols.mean() + 0.5, rows.mean() + 0.5]))
+
+
+def dedup_across_tiles(cells: Sequence[Cell], iou_threshold: float, tile_size: int) -> list[Cell]:
+    """Remove cells found by two tiles (box IoU above the threshold), keeping the higher score.
+
+    Cells of one tile never suppress each other: within a tile the segmenter's own NMS has
+    already decided. Returns the kept cells in reading order (by tile row, col, then y, x).
+    """
+    if not cells:
+        return []
+    boxes = np.array([c.box for c in cells])
+    scores = np.array([c.score for c in cells])
+    groups = np.array([c.tile[1] * 1_000_000 + c.tile[0] for c in cells])
+    keep = dedup_boxes_bucketed(
+        boxes, scores, iou_threshold, bucket_size=tile_size / 4, groups=groups
+    )
+    kept = [cells[i] for i in keep]
+    return sorted(kept, key=lambda c: (c.tile[1], c.tile[0], c.centroid[1], c.centroid[0]))
+
+
+def filter_summary(cell_filter: NucleatedFilter) -> dict[str, Any]:
+    """The filter's parameters, for the stage's provenance record."""
+    return asdict(cell_filter)
