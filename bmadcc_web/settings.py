@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "django_q",
     "apps.accounts",
     "apps.slides",
+    "apps.annotations",
 ]
 
 MIDDLEWARE = [

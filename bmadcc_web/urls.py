@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 api_patterns = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.slides.api.urls")),
+    path("", include("apps.annotations.api.urls")),
 ]
 
 urlpatterns = [

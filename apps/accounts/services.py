@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from apps.annotations.services import ensure_label_schema
+
 from .models import Membership, Project, Role
 
 
@@ -13,6 +15,7 @@ def create_project(*, name: str, created_by: AbstractBaseUser, description: str 
     """Create a project; its creator becomes its first project admin."""
     project = Project.objects.create(name=name, description=description, created_by=created_by)
     Membership.objects.create(project=project, user=created_by, role=Role.ADMIN)
+    ensure_label_schema(project=project)
     return project
 
 

@@ -31,8 +31,15 @@ class Intake:
 
 
 def _create_or_find(
-    *, project: Project, sha256: str, file_path: str, size: int, filename: str, name: str,
-    source: str, user,
+    *,
+    project: Project,
+    sha256: str,
+    file_path: str,
+    size: int,
+    filename: str,
+    name: str,
+    source: str,
+    user,
 ) -> Intake:
     existing = Slide.objects.filter(project=project, sha256=sha256).first()
     if existing:
@@ -40,8 +47,13 @@ def _create_or_find(
     try:
         with transaction.atomic():
             slide = Slide.objects.create(
-                project=project, sha256=sha256, file_path=file_path, file_size=size,
-                original_filename=filename, name=name or Path(filename).stem, source=source,
+                project=project,
+                sha256=sha256,
+                file_path=file_path,
+                file_size=size,
+                original_filename=filename,
+                name=name or Path(filename).stem,
+                source=source,
                 created_by=user,
             )
     except IntegrityError:
@@ -61,8 +73,14 @@ def take_in_upload(
     except ValueError as exc:
         raise UploadTooLarge(str(exc)) from exc
     intake = _create_or_find(
-        project=project, sha256=sha, file_path=str(relative), size=size, filename=filename,
-        name=name, source=SlideSource.UPLOAD, user=user,
+        project=project,
+        sha256=sha,
+        file_path=str(relative),
+        size=size,
+        filename=filename,
+        name=name,
+        source=SlideSource.UPLOAD,
+        user=user,
     )
     if intake.created:
         schedule_ingest(intake.slide.pk)
@@ -70,8 +88,14 @@ def take_in_upload(
 
 
 def register_path(
-    *, project: Project, path: Path, user=None, copy: bool = False, name: str = "",
-    source: str = SlideSource.REGISTER, progress: Callable[[int], None] | None = None,
+    *,
+    project: Project,
+    path: Path,
+    user=None,
+    copy: bool = False,
+    name: str = "",
+    source: str = SlideSource.REGISTER,
+    progress: Callable[[int], None] | None = None,
 ) -> Intake:
     """Register a file already on the server's disk.
 
@@ -85,8 +109,14 @@ def register_path(
     sha = storage.hash_file(path, progress)
     file_path = str(storage.copy_into_storage(path, sha)) if copy else str(path)
     intake = _create_or_find(
-        project=project, sha256=sha, file_path=file_path, size=path.stat().st_size,
-        filename=path.name, name=name, source=source, user=user,
+        project=project,
+        sha256=sha,
+        file_path=file_path,
+        size=path.stat().st_size,
+        filename=path.name,
+        name=name,
+        source=source,
+        user=user,
     )
     if intake.created:
         schedule_ingest(intake.slide.pk)
@@ -98,7 +128,9 @@ def schedule_ingest(slide_id: int) -> None:
     from django_q.tasks import async_task
 
     transaction.on_commit(
-        lambda: async_task("apps.slides.tasks.ingest_slide", slide_id, task_name=f"ingest-{slide_id}")
+        lambda: async_task(
+            "apps.slides.tasks.ingest_slide", slide_id, task_name=f"ingest-{slide_id}"
+        )
     )
 
 
@@ -128,7 +160,8 @@ def ingest(slide_id: int) -> Slide | None:
     except Exception as exc:
         log.exception("slide %s: unexpected ingest error", slide_id)
         Slide.objects.filter(pk=slide_id).update(
-            status=SlideStatus.FAILED, error=f"unexpected error while reading the slide: {exc}",
+            status=SlideStatus.FAILED,
+            error=f"unexpected error while reading the slide: {exc}",
             ingested_at=timezone.now(),
         )
     else:

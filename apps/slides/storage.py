@@ -43,7 +43,9 @@ def hash_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
     return digest.hexdigest()
 
 
-def store_chunks(chunks: Iterable[bytes], filename: str, *, max_bytes: int) -> tuple[str, Path, int]:
+def store_chunks(
+    chunks: Iterable[bytes], filename: str, *, max_bytes: int
+) -> tuple[str, Path, int]:
     """Stream ``chunks`` into storage. Returns (sha256, path relative to storage, size).
 
     Raises ``ValueError`` once more than ``max_bytes`` arrive (0 = unlimited); nothing is kept.

@@ -36,7 +36,9 @@ def slide_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def slide_upload(request: HttpRequest) -> HttpResponse:
-    project = get_object_or_404(Project.objects.visible_to(request.user), pk=request.POST.get("project"))
+    project = get_object_or_404(
+        Project.objects.visible_to(request.user), pk=request.POST.get("project")
+    )
     upload = request.FILES.get("file")
     if upload is None:
         messages.error(request, "Choose a file to upload.")
@@ -51,7 +53,9 @@ def slide_upload(request: HttpRequest) -> HttpResponse:
     if intake.created:
         messages.success(request, f"{upload.name} uploaded; it is being ingested.")
     else:
-        messages.info(request, f"{upload.name} is already in {project.name} as “{intake.slide.name}”.")
+        messages.info(
+            request, f"{upload.name} is already in {project.name} as “{intake.slide.name}”."
+        )
     return redirect("slides:list")
 
 

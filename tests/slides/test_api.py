@@ -55,7 +55,9 @@ def test_duplicate_upload_is_recognised(api, member, project):
     assert second.json()["id"] == first["id"] and second.json()["duplicate"] is True
 
 
-def test_upload_over_the_limit_is_refused_and_nothing_is_kept(api, member, project, settings, slide_store):
+def test_upload_over_the_limit_is_refused_and_nothing_is_kept(
+    api, member, project, settings, slide_store
+):
     settings.SLIDE_UPLOAD_MAX_BYTES = 1000
     api.force_authenticate(member)
     response = _upload(api, project)
@@ -71,7 +73,9 @@ def test_upload_into_someone_elses_project_is_404(api, outsider, project):
     assert not Slide.objects.filter(project=project).exists()
 
 
-def test_list_filters_by_project_and_hides_other_projects(api, owner, outsider, project, ingest_path):
+def test_list_filters_by_project_and_hides_other_projects(
+    api, owner, outsider, project, ingest_path
+):
     ingest_path(SLIDES_DIR / "small.svs")
     api.force_authenticate(owner)
     assert api.get(f"/api/slides/?project={project.pk}").json()["count"] == 1
@@ -103,3 +107,17 @@ def test_label_image_is_served_and_a_missing_one_is_404(api, owner, ingest_path)
     assert label.status_code == 200
     assert Image.open(io.BytesIO(label.content)).format == "JPEG"
     assert api.get(f"/api/slides/{slide.pk}/associated/nothing/").status_code == 404
+
+
+def test_upload_queues_the_ingest_job_which_the_worker_runs(
+    api, member, project, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django_q.conf import Conf
+
+    # django-q2's sync mode runs the queued task in-process through the same task function.
+    monkeypatch.setattr(Conf, "SYNC", True)
+    api.force_authenticate(member)
+    with django_capture_on_commit_callbacks(execute=True):
+        slide_id = _upload(api, project, name="cmu-1-small-region.svs").json()["id"]
+    slide = Slide.objects.get(pk=slide_id)
+    assert slide.status == "ready" and slide.ingested_at is not None

@@ -38,7 +38,10 @@ def test_generic_tiff_keeps_its_pyramid_and_gets_no_invented_scale(ingest_path):
     assert slide.status == SlideStatus.READY
     assert slide.vendor == "generic-tiff"
     assert [(lv["width"], lv["height"]) for lv in slide.levels] == [
-        (300, 250), (150, 125), (75, 62), (37, 31),
+        (300, 250),
+        (150, 125),
+        (75, 62),
+        (37, 31),
     ]
     # The file carries a 72 dpi placeholder, which is not a microscope scale.
     assert slide.mpp_x is None and not slide.has_scale
@@ -115,7 +118,9 @@ def test_import_slides_registers_a_folder_and_reports(project, capsys):
 
 
 def test_import_slides_copy_puts_the_file_in_the_content_addressed_store(project, slide_store):
-    call_command("import_slides", str(SLIDES_DIR / "small.svs"), "--project", str(project.pk), "--copy")
+    call_command(
+        "import_slides", str(SLIDES_DIR / "small.svs"), "--project", str(project.pk), "--copy"
+    )
     slide = Slide.objects.get(project=project)
     assert slide.stored_file.is_relative_to(slide_store)
     assert slide.stored_file.parent.name == slide.sha256

@@ -56,7 +56,9 @@ def test_tile_pixels_match_the_reference_tile(client, owner, cmu, reference):
     response = client.get(f"/slides/{cmu.pk}_files/{level}/3_4.jpeg")
     ours = Image.open(io.BytesIO(response.content)).convert("RGB")
     buf = io.BytesIO()
-    reference.get_tile(level, (3, 4)).convert("RGB").save(buf, "JPEG", quality=deepzoom.JPEG_QUALITY)
+    reference.get_tile(level, (3, 4)).convert("RGB").save(
+        buf, "JPEG", quality=deepzoom.JPEG_QUALITY
+    )
     theirs = Image.open(buf).convert("RGB")
     diff = sum(abs(a - b) for a, b in zip(ours.tobytes(), theirs.tobytes(), strict=True))
     assert diff / len(ours.tobytes()) < 0.5

@@ -9,8 +9,12 @@ from tests.conftest import ARTIFACTS, SLIDES_DIR
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -52,7 +56,9 @@ def _smear_pixel_share(page) -> dict:
     )
 
 
-def test_demo_marrow_slide_renders_smear_pixels(page, live_server, owner, ingest_path, demo_slide_file):
+def test_demo_marrow_slide_renders_smear_pixels(
+    page, live_server, owner, ingest_path, demo_slide_file
+):
     slide = ingest_path(demo_slide_file, name="demo marrow smear")
     _log_in(page, live_server, "owner", "owner-pass-123")
     page.click("text=demo marrow smear")
@@ -63,8 +69,12 @@ def test_demo_marrow_slide_renders_smear_pixels(page, live_server, owner, ingest
         timeout=30_000,
     )
     # Zoom towards the cells, as a pathologist would, and wait for the sharper tiles.
-    page.evaluate("() => window.bmadccViewer.viewport.zoomTo(window.bmadccViewer.viewport.getMaxZoom() / 4, null, true)")
-    page.wait_for_function("() => window.bmadccViewer.world.getItemAt(0).getFullyLoaded()", timeout=30_000)
+    page.evaluate(
+        "() => window.bmadccViewer.viewport.zoomTo(window.bmadccViewer.viewport.getMaxZoom() / 4, null, true)"
+    )
+    page.wait_for_function(
+        "() => window.bmadccViewer.world.getItemAt(0).getFullyLoaded()", timeout=30_000
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "viewer-demo-marrow.png"))
     share = _smear_pixel_share(page)
@@ -79,7 +89,9 @@ def test_slide_without_scale_says_no_scale(page, live_server, owner, ingest_path
     slide = ingest_path(SLIDES_DIR / "boxes.tiff")
     _log_in(page, live_server, "owner", "owner-pass-123")
     page.goto(f"{live_server.url}/slides/{slide.pk}/view/")
-    page.wait_for_function("() => window.bmadccViewer && window.bmadccViewer.world.getItemCount() === 1")
+    page.wait_for_function(
+        "() => window.bmadccViewer && window.bmadccViewer.world.getItemCount() === 1"
+    )
     assert page.get_by_test_id("scalebar").inner_text() == "no scale"
 
 

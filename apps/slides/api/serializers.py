@@ -11,10 +11,29 @@ class SlideSerializer(serializers.ModelSerializer):
     class Meta:
         model = Slide
         fields = [
-            "id", "project", "name", "original_filename", "sha256", "file_size", "source",
-            "status", "error", "vendor", "width", "height", "levels", "mpp_x", "mpp_y",
-            "has_scale", "objective_power", "associated_images", "converted_from_flat",
-            "created_at", "ingested_at", "dzi_url", "thumbnail_url",
+            "id",
+            "project",
+            "name",
+            "original_filename",
+            "sha256",
+            "file_size",
+            "source",
+            "status",
+            "error",
+            "vendor",
+            "width",
+            "height",
+            "levels",
+            "mpp_x",
+            "mpp_y",
+            "has_scale",
+            "objective_power",
+            "associated_images",
+            "converted_from_flat",
+            "created_at",
+            "ingested_at",
+            "dzi_url",
+            "thumbnail_url",
         ]
         read_only_fields = fields
 

@@ -59,13 +59,20 @@ class SlideViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScop
         upload = form.validated_data["file"]
         try:
             intake = services.take_in_upload(
-                project=project, chunks=upload.chunks(), filename=upload.name,
-                user=request.user, name=form.validated_data.get("name", ""),
+                project=project,
+                chunks=upload.chunks(),
+                filename=upload.name,
+                user=request.user,
+                name=form.validated_data.get("name", ""),
             )
         except SlideError as exc:
-            return Response({"detail": exc.message}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+            return Response(
+                {"detail": exc.message}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+            )
         data = SlideSerializer(intake.slide).data | {"duplicate": not intake.created}
-        return Response(data, status=status.HTTP_201_CREATED if intake.created else status.HTTP_200_OK)
+        return Response(
+            data, status=status.HTTP_201_CREATED if intake.created else status.HTTP_200_OK
+        )
 
     @extend_schema(
         parameters=[ThumbnailQuerySerializer],

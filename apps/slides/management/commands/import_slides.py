@@ -13,13 +13,16 @@ from apps.slides.errors import SlideError
 
 
 class Command(BaseCommand):
-    help = "Register slide files (or every file in folders) into a project; ingest runs in the worker."
+    help = (
+        "Register slide files (or every file in folders) into a project; ingest runs in the worker."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("paths", nargs="+", type=Path)
         parser.add_argument("--project", required=True, help="project id or exact name")
         parser.add_argument(
-            "--copy", action="store_true",
+            "--copy",
+            action="store_true",
             help="copy files into the slide store instead of registering them in place",
         )
 
@@ -62,8 +65,21 @@ class Command(BaseCommand):
 # What a folder scan picks up: OpenSlide's formats and the flat images we convert. Files named
 # one by one are always taken, whatever their extension.
 SLIDE_SUFFIXES = {
-    ".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".mrxs", ".scn", ".bif", ".svslide",
-    ".dcm", ".jpg", ".jpeg", ".png", ".webp",
+    ".svs",
+    ".tif",
+    ".tiff",
+    ".ndpi",
+    ".vms",
+    ".vmu",
+    ".mrxs",
+    ".scn",
+    ".bif",
+    ".svslide",
+    ".dcm",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
 }
 
 
@@ -73,8 +89,11 @@ def _expand(paths: list[Path]) -> list[Path]:
         if path.is_dir():
             files.extend(
                 sorted(
-                    p for p in path.iterdir()
-                    if p.is_file() and p.suffix.lower() in SLIDE_SUFFIXES and not p.name.startswith(".")
+                    p
+                    for p in path.iterdir()
+                    if p.is_file()
+                    and p.suffix.lower() in SLIDE_SUFFIXES
+                    and not p.name.startswith(".")
                 )
             )
         elif path.is_file():

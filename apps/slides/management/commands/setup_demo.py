@@ -18,8 +18,12 @@ from apps.slides.models import Slide, SlideSource, SlideStatus
 DEMO_USER = "demo"
 DEMO_PROJECT = "Demo marrow project"
 SHARED_SLIDES = [
-    "cmu-1-small-region.svs", "small.svs", "boxes.tiff",
-    "broken.svs", "unopenable.tiff", "unreadable.svs",
+    "cmu-1-small-region.svs",
+    "small.svs",
+    "boxes.tiff",
+    "broken.svs",
+    "unopenable.tiff",
+    "unreadable.svs",
 ]
 
 
@@ -29,7 +33,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         user, password = self._demo_user()
         project = Project.objects.filter(name=DEMO_PROJECT).first() or create_project(
-            name=DEMO_PROJECT, created_by=user,
+            name=DEMO_PROJECT,
+            created_by=user,
             description="Real sample slides, broken files for the error paths, and a demo smear.",
         )
         add_member(project=project, user=user, role=Role.ADMIN)
@@ -37,7 +42,10 @@ class Command(BaseCommand):
         self.stdout.write("Building the demo marrow smear slide (first run only)…")
         demo_file = ensure_demo_slide(shared, settings.VAR_DIR / "demo")
         services.register_path(
-            project=project, path=demo_file, user=user, name="demo marrow smear",
+            project=project,
+            path=demo_file,
+            user=user,
+            name="demo marrow smear",
             source=SlideSource.DEMO,
         )
         for name in SHARED_SLIDES:
