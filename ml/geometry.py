@@ -23,9 +23,6 @@ import numpy as np
 # A polygon is its exterior ring followed by its holes, each an (N, 2) float64 array of (x, y).
 Polygon = list[np.ndarray]
 
-# fillPoly takes fixed-point vertices; 8 fractional bits keep sub-pixel positions.
-_FILL_SHIFT = 8
-
 
 @dataclass(frozen=True)
 class Frame:
@@ -201,24 +198,45 @@ def polygons_to_mask(
 ) -> np.ndarray:
     """Rasterise polygons given in ``frame``'s parent coordinates onto a local ``(H, W)`` grid.
 
-    A local pixel is set when its centre lies inside an exterior and outside its holes. The
-    polygons are filled on the half-pixel grid of :func:`mask_to_polygons`, where pixel centres
-    sit half a step away from every edge traced from a mask, so the round trip is exact.
-    Returns ``(H, W)`` bool.
+    A local pixel is set when its centre lies inside a polygon (even-odd rule over its rings,
+    so holes stay empty; a centre exactly on a left/top edge is inside, on a right/bottom edge
+    outside). The crossings are computed exactly rather than on a fixed-point grid, so the
+    result does not depend on how finely the polygon was scaled. Returns ``(H, W)`` bool.
     """
     h, w = shape_hw
-    grid = np.zeros((2 * h + 1, 2 * w + 1), dtype=np.uint8)
+    out = np.zeros((h, w), dtype=bool)
     for polygon in polygons:
-        rings = [_ring_to_fixed_point(ring, frame) for ring in polygon]
-        cv2.fillPoly(grid, rings[:1], 1, lineType=cv2.LINE_8, shift=_FILL_SHIFT)
-        if len(rings) > 1:
-            cv2.fillPoly(grid, rings[1:], 0, lineType=cv2.LINE_8, shift=_FILL_SHIFT)
-    return grid[1::2, 1::2].astype(bool)
+        out |= _fill_even_odd([frame.from_parent(ring) for ring in polygon], h, w)
+    return out
 
 
-def _ring_to_fixed_point(ring: np.ndarray, frame: Frame) -> np.ndarray:
-    half_steps = frame.from_parent(ring) * 2.0  # continuous -> corner-grid index
-    return np.round(half_steps * (1 << _FILL_SHIFT)).astype(np.int32).reshape(-1, 1, 2)
+def _fill_even_odd(rings: Sequence[np.ndarray], h: int, w: int) -> np.ndarray:
+    """Pixels whose centres lie inside ``rings`` (local continuous coordinates), even-odd rule."""
+    rows, xs = [], []
+    for ring in rings:
+        p = np.asarray(ring, dtype=np.float64).reshape(-1, 2)
+        q = np.roll(p, -1, axis=0)
+        # Row r is crossed by an edge when its centre r + 0.5 lies in [y_lo, y_hi).
+        first = np.ceil(np.minimum(p[:, 1], q[:, 1]) - 0.5).astype(np.int64)
+        stop = np.ceil(np.maximum(p[:, 1], q[:, 1]) - 0.5).astype(np.int64)
+        counts = np.maximum(stop - first, 0)
+        edge = np.repeat(np.arange(len(p)), counts)
+        row = first[edge] + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        t = (row + 0.5 - p[edge, 1]) / (q[edge, 1] - p[edge, 1])
+        rows.append(row)
+        xs.append(p[edge, 0] + t * (q[edge, 0] - p[edge, 0]))
+    row, x = np.concatenate(rows), np.concatenate(xs)
+    order = np.lexsort((x, row))
+    row, x = row[order], x[order]
+    # Consecutive crossings on a row pair up into inside spans [x_in, x_out).
+    starts, ends, span_rows = x[0::2], x[1::2], row[0::2]
+    first_px = np.clip(np.ceil(starts - 0.5).astype(np.int64), 0, w)
+    stop_px = np.clip(np.ceil(ends - 0.5).astype(np.int64), 0, w)
+    ok = (span_rows >= 0) & (span_rows < h) & (stop_px > first_px)
+    edges = np.zeros((h, w + 1), dtype=np.int32)
+    np.add.at(edges, (span_rows[ok], first_px[ok]), 1)
+    np.add.at(edges, (span_rows[ok], stop_px[ok]), -1)
+    return np.cumsum(edges, axis=1)[:, :w] > 0
 
 
 @dataclass(frozen=True)
