@@ -214,7 +214,10 @@ def main() -> None:
             }
     finally:
         server.terminate()
-        server.wait(10)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
     figures = results["slide_100k"] | {
         "thumbnail_factor100_s": round(thumbnail_seconds(big), 3),
         "cmu_small_region": results["cmu_small_region"],

@@ -6,6 +6,7 @@ geometry stored in level-0 pixels overlays without any offset.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import threading
@@ -90,12 +91,25 @@ def tile_etag(sha256: str, level: int, col: int, row: int) -> str:
     return hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()
 
 
-def get_tile(path: Path, sha256: str, level: int, col: int, row: int) -> bytes:
-    """JPEG bytes of one deep-zoom tile, from the cache when present."""
-    key = f"tile:{tile_etag(sha256, level, col, row)}"
-    data = cache.get(key)
-    if data is not None:
-        return data
+async def aget_tile(path: Path, sha256: str, level: int, col: int, row: int) -> bytes:
+    """JPEG bytes of one deep-zoom tile, from the cache when present.
+
+    The decode and encode run in a worker thread, so several tiles are made at once.
+    """
+    key = _tile_key(sha256, level, col, row)
+    data = await cache.aget(key)
+    if data is None:
+        data = await asyncio.to_thread(render_tile, path, level, col, row)
+        await cache.aset(key, data, settings.TILE_CACHE_SECONDS)
+    return data
+
+
+def _tile_key(sha256: str, level: int, col: int, row: int) -> str:
+    return f"tile:{tile_etag(sha256, level, col, row)}"
+
+
+def render_tile(path: Path, level: int, col: int, row: int) -> bytes:
+    """Read and JPEG-encode one tile; TileNotFound outside the pyramid."""
     dz = handles.get(path).dz
     if not 0 <= level < dz.level_count:
         raise TileNotFound()
@@ -108,6 +122,4 @@ def get_tile(path: Path, sha256: str, level: int, col: int, row: int) -> bytes:
         raise TileReadError(f"the slide's pixels could not be decoded: {exc}") from exc
     buf = io.BytesIO()
     image.convert("RGB").save(buf, "JPEG", quality=JPEG_QUALITY)
-    data = buf.getvalue()
-    cache.set(key, data, settings.TILE_CACHE_SECONDS)
-    return data
+    return buf.getvalue()

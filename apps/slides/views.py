@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
@@ -13,18 +15,6 @@ from apps.accounts.models import Project
 from . import deepzoom, services
 from .errors import SlideError
 from .models import Slide, SlideStatus
-
-
-def _visible_ready_slide(request: HttpRequest, slide_id: int) -> Slide:
-    slide = get_object_or_404(
-        Slide.objects.visible_to(request.user).only(
-            "id", "sha256", "status", "error", "file_path", "view_path"
-        ),
-        pk=slide_id,
-    )
-    if slide.status != SlideStatus.READY:
-        raise Http404(f"slide is {slide.status}")
-    return slide
 
 
 @login_required
@@ -65,12 +55,30 @@ def viewer(request: HttpRequest, slide_id: int) -> HttpResponse:
     return render(request, "slides/viewer.html", {"slide": slide})
 
 
+# The deep-zoom endpoints are async so daphne can run several tile reads at once: the decode
+# and JPEG encode run in worker threads (OpenSlide and Pillow release the GIL), instead of
+# queueing every request on Django's single thread for sync views.
+
+
+async def _avisible_ready_slide(request: HttpRequest, slide_id: int) -> Slide:
+    user = await request.auser()
+    slide = (
+        await Slide.objects.visible_to(user)
+        .only("id", "sha256", "status", "file_path", "view_path")
+        .filter(pk=slide_id)
+        .afirst()
+    )
+    if slide is None or slide.status != SlideStatus.READY:
+        raise Http404("no such slide, or it is not ready")
+    return slide
+
+
 @login_required
 @require_GET
-def dzi(request: HttpRequest, slide_id: int) -> HttpResponse:
-    slide = _visible_ready_slide(request, slide_id)
+async def dzi(request: HttpRequest, slide_id: int) -> HttpResponse:
+    slide = await _avisible_ready_slide(request, slide_id)
     try:
-        xml = deepzoom.dzi_xml(slide.viewable_file)
+        xml = await asyncio.to_thread(deepzoom.dzi_xml, slide.viewable_file)
     except deepzoom.TileReadError as exc:
         return HttpResponse(exc.message, status=422, content_type="text/plain")
     return HttpResponse(xml, content_type="application/xml")
@@ -78,13 +86,13 @@ def dzi(request: HttpRequest, slide_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def tile(request: HttpRequest, slide_id: int, level: int, col: int, row: int) -> HttpResponse:
-    slide = _visible_ready_slide(request, slide_id)
+async def tile(request: HttpRequest, slide_id: int, level: int, col: int, row: int) -> HttpResponse:
+    slide = await _avisible_ready_slide(request, slide_id)
     etag = f'"{deepzoom.tile_etag(slide.sha256, level, col, row)}"'
     if request.headers.get("If-None-Match") == etag:
         return HttpResponseNotModified(headers={"ETag": etag})
     try:
-        data = deepzoom.get_tile(slide.viewable_file, slide.sha256, level, col, row)
+        data = await deepzoom.aget_tile(slide.viewable_file, slide.sha256, level, col, row)
     except deepzoom.TileNotFound as exc:
         raise Http404("no such tile") from exc
     except deepzoom.TileReadError as exc:
