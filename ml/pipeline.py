@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ml.baselines.roi import glass_od
 from ml.cards import ModelCard, ModelCardError, discover_cards, load_model
 from ml.classes import DEFAULT_CLASSES, CellClass, class_by_key
 from ml.count import Alert, Dcc, differential_count, misclassification_rates, rescreening_alert
@@ -316,7 +317,13 @@ def run_stages(
 
     t = time.perf_counter()
     candidates = candidate_tiles(roi, slide_wh, config.tile_size, config.min_roi_fraction)
-    decisions = stages.toi.run(slide, candidates, lambda d, n: report("toi", d, n))
+    decisions = stages.toi.run(
+        slide,
+        candidates,
+        lambda d, n: report("toi", d, n),
+        glass_level=glass_od(thumbnail),
+        mpp=mpp,
+    )
     timings["toi"] = time.perf_counter() - t
 
     tois = _chosen_tois(decisions, config.max_tiles, notes)

@@ -5,8 +5,10 @@ the baseline returns the whole smear: stained glass as opposed to empty glass. I
 optical density (OD = -log10(I / 255)), which is additive in stain amount and so separates a
 faint monolayer from bright empty glass better than brightness does:
 
-1. OD summed over RGB; empty glass is near 0. The threshold is Otsu's on that sum, floored at
-   ``min_od`` so a blank slide does not turn its noise into a "smear".
+1. OD summed over RGB; empty glass is near 0 and never above ``min_od``. The threshold is
+   Otsu's on that sum, floored at ``min_od`` so a blank slide does not turn its noise into a
+   "smear". When Otsu's lower class is itself darker than glass can be, the slide shows no
+   glass at this scale (a smear wall to wall), and everything above ``min_od`` is smear.
 2. Scanner fill (pure black outside the scanned area) is excluded.
 3. A closing then an opening (kernels relative to the thumbnail's size) join the smear into
    regions and drop specks; holes smaller than ``max_hole_fraction`` of the image are filled;
@@ -27,7 +29,7 @@ import numpy as np
 class RoiBaselineParams:
     """Tuning of :func:`detect_smear`; fractions are of the thumbnail's area or side."""
 
-    min_od: float = 0.06
+    min_od: float = 0.15
     black_level: int = 25
     kernel_fraction: float = 0.01
     min_component_fraction: float = 0.002
@@ -39,12 +41,29 @@ def optical_density(rgb: np.ndarray) -> np.ndarray:
     return -np.log10((rgb.astype(np.float32) + 1.0) / 256.0)
 
 
+def glass_od(thumbnail: np.ndarray, percentile: float = 1.0) -> float:
+    """The OD (summed over RGB) of a slide's empty glass: a low percentile of the thumbnail's.
+
+    Glass is the brightest thing on a slide, and even a slide with little glass shows some at
+    the thumbnail's scale; scanner fill (pure black) is ignored.
+    """
+    od = optical_density(thumbnail).sum(axis=2)
+    lit = od[thumbnail.max(axis=2) >= RoiBaselineParams.black_level]
+    return float(np.percentile(lit, percentile)) if lit.size else 0.0
+
+
 def detect_smear(thumbnail: np.ndarray, params: RoiBaselineParams | None = None) -> np.ndarray:
     """``(H, W, 3)`` uint8 thumbnail -> ``(H, W)`` bool smear mask, thumbnail px."""
     params = params or RoiBaselineParams()
     od = optical_density(thumbnail).sum(axis=2)
-    threshold = max(_otsu(od), params.min_od)
     scanner_fill = thumbnail.max(axis=2) < params.black_level
+    lit = od[~scanner_fill]
+    threshold = params.min_od
+    if lit.size:
+        otsu = _otsu(lit)
+        low = lit[lit <= otsu]
+        if low.size and low.mean() < params.min_od:  # the lower class is glass
+            threshold = max(otsu, params.min_od)
     mask = ((od > threshold) & ~scanner_fill).astype(np.uint8)
     side = max(1, round(min(mask.shape) * params.kernel_fraction))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * side + 1, 2 * side + 1))

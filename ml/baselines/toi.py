@@ -4,16 +4,21 @@ Without a trained TCNet every tile inside the ROI goes on to cell segmentation, 
 a score in ``[0, 1]`` from three measures a pathologist also looks at, computed on optical
 density (OD, summed over RGB) of the tile read at low resolution:
 
-- **blank fraction**: share of pixels that are empty glass (OD below ``background_od``). A
-  good monolayer has plenty of glass between cells, so only a tile that is almost all glass
-  (above ``max_blank``) loses score.
-- **over-stain fraction**: share of pixels darker than ``overstain_od``, where stain has
-  piled up or cells overlap in several layers. The score falls to 0 at ``max_overstain``.
+- **blank fraction**: share of pixels that are empty glass (OD within ``stain_margin`` of the
+  slide's glass level). A good monolayer has plenty of glass between cells, so only a tile
+  that is almost all glass (above ``max_blank``) loses score.
+- **over-stain fraction**: share of pixels more than ``overstain_margin`` darker than glass,
+  where stain has piled up or cells overlap in several layers. The score falls to 0 at
+  ``max_overstain``.
 - **clump fraction**: share of stained pixels that belong to connected stained regions
-  larger than ``clump_area_fraction`` of the tile, i.e. red cells or debris stuck together
-  into clumps bigger than any single cell.
+  larger than ``clump_area_um2`` (bigger than any single counted cell), i.e. red cells or
+  debris stuck together into clumps. Without a pixel size, ``clump_area_fraction`` of the
+  tile is used instead.
 
 ``score = blank_term * overstain_term * (1 - clump_fraction)``.
+
+Thresholds are relative to the slide's glass level (:func:`ml.baselines.roi.glass_od`, from
+the thumbnail) because glass is not white on every scanner or camera.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from ml.baselines.roi import optical_density
 class ToiBaselineParams:
     """Thresholds of :func:`tile_quality`; OD values are sums over the three channels."""
 
-    background_od: float = 0.15
-    overstain_od: float = 1.5
+    stain_margin: float = 0.12
+    overstain_margin: float = 1.3
+    clump_area_um2: float = 600.0
     clump_area_fraction: float = 0.02
     max_blank: float = 0.85
     max_overstain: float = 0.25
@@ -50,14 +56,25 @@ class TileQuality:
         return {k: round(v, 4) for k, v in asdict(self).items()}
 
 
-def tile_quality(tile: np.ndarray, params: ToiBaselineParams | None = None) -> TileQuality:
-    """Score one ``(H, W, 3)`` uint8 RGB tile (any resolution; ~400 px a side is plenty)."""
+def tile_quality(
+    tile: np.ndarray,
+    params: ToiBaselineParams | None = None,
+    *,
+    glass_level: float = 0.0,
+    mpp: float | None = None,
+) -> TileQuality:
+    """Score one ``(H, W, 3)`` uint8 RGB tile (any resolution; ~400 px a side is plenty).
+
+    ``glass_level`` is the OD (summed over RGB) of the slide's empty glass; ``mpp`` the size of
+    one of ``tile``'s pixels in µm (``None`` when unknown).
+    """
     params = params or ToiBaselineParams()
     od = optical_density(tile).sum(axis=2)
-    stained = od >= params.background_od
+    stained = od >= glass_level + params.stain_margin
     blank = 1.0 - float(stained.mean())
-    overstain = float((od > params.overstain_od).mean())
-    clump = _clump_fraction(stained, params.clump_area_fraction * stained.size)
+    overstain = float((od > glass_level + params.overstain_margin).mean())
+    clump_px = params.clump_area_um2 / mpp**2 if mpp else params.clump_area_fraction * stained.size
+    clump = _clump_fraction(stained, clump_px)
     blank_term = (
         1.0 if blank <= params.max_blank else max(0.0, (1.0 - blank) / (1.0 - params.max_blank))
     )

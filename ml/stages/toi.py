@@ -112,8 +112,14 @@ class ToiStage:
         slide: RegionSource,
         candidates: Sequence[tuple[Tile, float]],
         progress: Progress | None = None,
+        *,
+        glass_level: float = 0.0,
+        mpp: float | None = None,
     ) -> list[TileDecision]:
-        """Score every candidate; returns one decision per candidate, in input order."""
+        """Score every candidate; returns one decision per candidate, in input order.
+
+        ``glass_level`` (the slide's glass OD) and ``mpp`` (level-0 µm/px) tune the baseline.
+        """
         decisions: list[TileDecision] = []
         batch: list[tuple[Tile, float, np.ndarray]] = []
         windows = [self._window(tile, fraction) for tile, fraction in candidates]
@@ -122,11 +128,11 @@ class ToiStage:
         ):
             batch.append((*window.key, image))
             if len(batch) >= self.batch_size:
-                decisions += self._decide(batch)
+                decisions += self._decide(batch, glass_level, mpp)
                 batch = []
                 if progress:
                     progress(len(decisions), len(candidates))
-        decisions += self._decide(batch)
+        decisions += self._decide(batch, glass_level, mpp)
         if progress:
             progress(len(decisions), len(candidates))
         return decisions
@@ -135,7 +141,9 @@ class ToiStage:
         downsample = max(tile.w, tile.h) / self.read_px
         return Window((tile, fraction), tile.x, tile.y, tile.w, tile.h, max(downsample, 1.0))
 
-    def _decide(self, batch: list[tuple[Tile, float, np.ndarray]]) -> list[TileDecision]:
+    def _decide(
+        self, batch: list[tuple[Tile, float, np.ndarray]], glass_level: float, mpp: float | None
+    ) -> list[TileDecision]:
         if not batch:
             return []
         if self.predictor is not None:
@@ -146,6 +154,7 @@ class ToiStage:
             ]
         decisions = []
         for tile, fraction, image in batch:
-            quality = tile_quality(image, self.baseline)
+            read_mpp = mpp * max(tile.w, tile.h) / max(image.shape[:2]) if mpp else None
+            quality = tile_quality(image, self.baseline, glass_level=glass_level, mpp=read_mpp)
             decisions.append(TileDecision(tile, fraction, quality.score, True, quality))
         return decisions
