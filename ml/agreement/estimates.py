@@ -1,0 +1,109 @@
+"""Estimates with 95% percentile-bootstrap confidence intervals, and the vectorised resampling
+behind them (the package docstring says why a multinomial draw equals item resampling)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+N_RESAMPLES = 2000
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A figure with its 95% bootstrap CI: ``value`` and ``low``/``high`` may each be ``None``
+    (see the package's table of degenerate cases); ``n`` is the number of items behind it."""
+
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    n: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"value", "ci": [low, high] or None, "n"}``."""
+        ci = None if self.low is None or self.high is None else [self.low, self.high]
+        return {"value": self.value, "ci": ci, "n": self.n}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Estimate:
+        """Inverse of :meth:`to_dict`."""
+        low, high = data["ci"] if data.get("ci") else (None, None)
+        return cls(value=data["value"], low=low, high=high, n=int(data.get("n", 0)))
+
+
+def _percentile_ci(
+    values: np.ndarray, confidence: float = CONFIDENCE
+) -> tuple[float, float] | None:
+    """Percentile interval of the finite ``values``; ``None`` when none is finite."""
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(values, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def estimate(value: float | None, replicates: np.ndarray | None, n: int) -> Estimate:
+    """Wrap a point value and its bootstrap replicates; no CI for fewer than 2 items."""
+    if value is None or replicates is None or n < 2:
+        return Estimate(value=value, n=n)
+    ci = _percentile_ci(replicates)
+    return Estimate(value, *(ci if ci else (None, None)), n=n)
+
+
+def multinomial_counts(counts: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """Bootstrap replicates of a count vector: ``(R, K)`` counts of ``counts.sum()`` items drawn
+    with replacement, i.e. item resampling expressed over the ``K`` distinct outcomes."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    out = np.zeros((n_resamples, counts.size), dtype=np.int64)
+    nonzero = np.flatnonzero(counts)
+    if total:
+        rng = np.random.default_rng(seed)
+        out[:, nonzero] = rng.multinomial(total, counts[nonzero] / total, size=n_resamples)
+    return out
+
+
+def bootstrap_means(values: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """Means of the rows of ``values`` ``(D, n)`` over ``n`` items resampled with replacement,
+    the same resample for every row: float64 ``(R, D)``; ``(0, D)`` for fewer than 2 items."""
+    values = np.asarray(values, dtype=np.float64)
+    dims, n = values.shape
+    if n < 2:
+        return np.zeros((0, dims))
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_resamples, dims), dtype=np.float64)
+    chunk = max(1, 2_000_000 // n)  # bounds the index block to ~8 MB
+    for start in range(0, n_resamples, chunk):
+        stop = min(start + chunk, n_resamples)
+        idx = rng.integers(0, n, size=(stop - start, n), dtype=np.int32)
+        out[start:stop] = values[:, idx].mean(axis=2).T
+    return out
+
+
+def safe_ratio(num: np.ndarray, den: np.ndarray, empty: float = 0.0) -> np.ndarray:
+    """Elementwise ``num / den`` as float64, ``empty`` where ``den <= 0`` (no warning)."""
+    num, den = np.broadcast_arrays(np.asarray(num, np.float64), np.asarray(den, np.float64))
+    out = np.full(num.shape, empty, dtype=np.float64)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def kappa_from_confusions(confusions: np.ndarray) -> np.ndarray:
+    """Cohen's kappa of a stack of confusion matrices ``(..., L, L)`` -> float64 ``(...)``.
+
+    Same rules as :func:`ml.metrics.cohen_kappa`: ``p_e == 1`` gives 1.0; an empty matrix gives
+    NaN here (callers drop it), never a warning.
+    """
+    m = np.asarray(confusions, dtype=np.float64)
+    n = m.sum(axis=(-2, -1))
+    safe_n = np.where(n > 0, n, 1.0)
+    p_o = np.trace(m, axis1=-2, axis2=-1) / safe_n
+    p_e = (m.sum(axis=-1) * m.sum(axis=-2)).sum(axis=-1) / (safe_n * safe_n)
+    one = np.isclose(p_e, 1.0)
+    kappa = np.where(one, 1.0, (p_o - p_e) / np.where(one, 1.0, 1.0 - p_e))
+    return np.where(n > 0, kappa, np.nan)
