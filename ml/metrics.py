@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 from scipy.stats import rankdata
 
 # --------------------------------------------------------------------------- masks
@@ -105,7 +106,8 @@ def cohen_kappa(
 ) -> float | None:
     """Cohen's kappa between two raters, unweighted, in [-1, 1].
 
-    ``labels`` defaults to the sorted union of the labels seen. Degenerate cases:
+    ``labels`` defaults to the sorted union of the labels seen; pairs with a label outside
+    ``labels`` are ignored, as in scikit-learn. Degenerate cases:
     no items -> ``None``; chance agreement ``p_e == 1`` happens only when both raters gave every
     item the same single class, which is perfect agreement, so it returns 1.0 (scikit-learn
     returns NaN there).
@@ -131,7 +133,7 @@ def fleiss_kappa(
     """Fleiss' kappa for ``ratings`` of shape ``(n_items, n_raters)`` holding class labels.
 
     Every item must have the same number of raters (>= 2). ``labels`` defaults to the sorted
-    labels seen. Degenerate cases: no items -> ``None``; ``P_e == 1`` (every rating is the same
+    labels seen; a rating outside ``labels`` raises ``ValueError``. Degenerate cases: no items -> ``None``; ``P_e == 1`` (every rating is the same
     class) is perfect agreement -> 1.0.
     """
     ratings = np.asarray(ratings, dtype=object)
@@ -142,6 +144,9 @@ def fleiss_kappa(
     if labels is None:
         labels = sorted(set(ratings.ravel().tolist()))
     index = {label: j for j, label in enumerate(labels)}
+    unknown = set(ratings.ravel().tolist()) - set(index)
+    if unknown:
+        raise ValueError(f"ratings outside labels: {sorted(map(str, unknown))}")
     table = np.zeros((ratings.shape[0], len(labels)), dtype=np.float64)
     for i, row in enumerate(ratings):
         for label in row:
@@ -327,8 +332,6 @@ def boxes_from_label_image(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(ids, boxes)``: ids int64 ``(N,)`` ascending, boxes float64 ``(N, 4)`` XYXY
     pixel-edge, in the label image's pixel frame.
     """
-    from scipy import ndimage  # local: keeps module import light for the app
-
     labels = np.asarray(labels)
     slices = ndimage.find_objects(labels)
     ids, boxes = [], []
