@@ -37,8 +37,9 @@ class Disagreement:
 def cell_disagreements(
     match: CellMatch, labels_a: Sequence[Label], labels_b: Sequence[Label], *, band: float = 1600.0
 ) -> list[Disagreement]:
-    """Cells only one annotator drew, and matched cells both labelled but differently, in reading
-    order (rows of height ``band`` px, then left to right) so the viewer walks the slide once."""
+    """Cells only one annotator drew, and matched cells whose labels differ (one unlabelled counts
+    as different), in reading order (rows of height ``band`` px, then left to right) so the
+    viewer walks the slide once."""
     items = [
         Disagreement("cell_only_a", int(i), None, labels_a[i], None, _box(match.bounds_a[i]))
         for i in match.a_only
@@ -48,7 +49,7 @@ def cell_disagreements(
         for j in match.b_only
     ]
     for i, j in match.pairs.tolist():
-        if labels_a[i] and labels_b[j] and labels_a[i] != labels_b[j]:
+        if (labels_a[i] or None) != (labels_b[j] or None):
             box_a, box_b = match.bounds_a[i], match.bounds_b[j]
             bbox = (*np.minimum(box_a[:2], box_b[:2]), *np.maximum(box_a[2:], box_b[2:]))
             items.append(Disagreement("cell_class", i, j, labels_a[i], labels_b[j], _box(bbox)))

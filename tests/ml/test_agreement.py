@@ -496,6 +496,12 @@ def test_disagreements_list_one_sided_cells_and_class_differences_in_reading_ord
         ("cell_only_b", None, 2),
         ("cell_class", 0, 0),
     ]
+    unlabelled = ag.cell_disagreements(match, ["eo", "", "blast"], ["eo", None, None])
+    assert [(d.kind, d.a) for d in unlabelled if d.kind == "cell_class"] == []
+    one_sided = ag.cell_disagreements(match, ["eo", "", "blast"], ["eo", "neutro", None])
+    assert [(d.kind, d.a, d.label_a) for d in one_sided if d.kind == "cell_class"] == [
+        ("cell_class", 1, "")
+    ]
     assert items[0].bbox == (500.0, 0.0, 510.0, 10.0)
     assert items[2].label_a == "eo" and items[2].label_b == "neutro"
     assert no_nan([d.to_dict() for d in items])
