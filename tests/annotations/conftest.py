@@ -15,6 +15,12 @@ from tests.conftest import SLIDES_DIR
 SLIDE_FILE = SLIDES_DIR / "cmu-1-small-region.svs"
 
 
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    """Users are created in every test here; PBKDF2's deliberate slowness buys nothing in them."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def partner(django_user_model, project):
     from apps.accounts.models import Role
@@ -56,7 +62,10 @@ def as_user(api):
 def polygon(cx: float, cy: float, r: float = 40.0, n: int = 24) -> dict:
     """A closed regular ``n``-gon of radius ``r`` around (cx, cy), level-0 px."""
     ring = [
-        [round(cx + r * math.cos(2 * math.pi * i / n), 3), round(cy + r * math.sin(2 * math.pi * i / n), 3)]
+        [
+            round(cx + r * math.cos(2 * math.pi * i / n), 3),
+            round(cy + r * math.sin(2 * math.pi * i / n), 3),
+        ]
         for i in range(n)
     ]
     return {"type": "Polygon", "coordinates": [ring + [ring[0]]]}

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.api.base import ProjectScopedViewSet, projects_of
 from apps.accounts.models import Project, Role
-from apps.annotations import sam, selectors, services
+from apps.annotations import selectors, services
 from apps.annotations.interchange import to_geojson, to_labelme
 from apps.annotations.models import Annotation, AnnotationSet, LabelClass, Task
 from apps.slides.deepzoom import handles
@@ -432,6 +432,9 @@ class SamProposeView(AnnotationErrorsMixin, APIView):
         slide = _ready_slide(request, pk)
         form = s.SamClickSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        # Imported here: torch and segment_anything load only when someone asks for SAM.
+        from apps.annotations import sam
+
         try:
             assist = sam.get_assist()
         except sam.SamNotInstalled as exc:
@@ -454,6 +457,8 @@ class SamProposeView(AnnotationErrorsMixin, APIView):
 class SamStatusView(APIView):
     @extend_schema(responses=s.SamStatusSerializer)
     def get(self, request: Request) -> Response:
+        from apps.annotations import sam
+
         return Response(sam.status())
 
 
