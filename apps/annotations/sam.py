@@ -12,6 +12,7 @@ randomly initialised SAM built from the official parts, so the real code path ru
 
 from __future__ import annotations
 
+import pickle
 import re
 import threading
 from collections import OrderedDict
@@ -226,7 +227,8 @@ def _load_from_disk(model_dir: Path) -> SamAssist:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
-    except (RuntimeError, OSError, ValueError) as exc:
+    except (RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        # torch.load and load_state_dict report a bad file through all of these.
         raise SamNotInstalled(
             f"Segment Anything checkpoint {path} cannot be loaded: {exc}"
         ) from exc

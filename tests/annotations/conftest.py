@@ -49,12 +49,14 @@ def slide(ingest_path):
 
 
 @pytest.fixture
-def as_user(api):
-    """Authenticate the API client as ``user`` and return it."""
+def as_user():
+    """A fresh API client authenticated as ``user`` (one client per person, as in a browser)."""
+    from rest_framework.test import APIClient
 
     def _as(user):
-        api.force_authenticate(user)
-        return api
+        client = APIClient()
+        client.force_authenticate(user)
+        return client
 
     return _as
 
