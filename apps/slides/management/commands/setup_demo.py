@@ -11,11 +11,14 @@ from django.core.management.base import BaseCommand
 
 from apps.accounts.models import Project, Role
 from apps.accounts.services import add_member, create_project
+from apps.annotations.models import Stage
+from apps.annotations.services import assign_task, ensure_label_schema
 from apps.slides import services
 from apps.slides.demo import ensure_demo_slide
 from apps.slides.models import Slide, SlideSource, SlideStatus
 
 DEMO_USER = "demo"
+DEMO_ANNOTATORS = ("annotator_a", "annotator_b")
 DEMO_PROJECT = "Demo marrow project"
 SHARED_SLIDES = [
     "cmu-1-small-region.svs",
@@ -41,13 +44,13 @@ class Command(BaseCommand):
         shared = settings.SHARED_DATA_DIR
         self.stdout.write("Building the demo marrow smear slide (first run only)…")
         demo_file = ensure_demo_slide(shared, settings.VAR_DIR / "demo")
-        services.register_path(
+        demo_slide = services.register_path(
             project=project,
             path=demo_file,
             user=user,
             name="demo marrow smear",
             source=SlideSource.DEMO,
-        )
+        ).slide
         for name in SHARED_SLIDES:
             path = shared / "slides" / name
             if path.exists():
@@ -57,7 +60,25 @@ class Command(BaseCommand):
         # Ingest now, so the slides are ready at first login even before the worker starts.
         for slide in Slide.objects.filter(project=project, status=SlideStatus.PENDING):
             services.ingest(slide.pk)
+        self._annotators(project, demo_slide, user, password)
         self.stdout.write(self.style.SUCCESS(f"Demo ready. Log in as {DEMO_USER} / {password}"))
+        self.stdout.write(f"Blinded annotators: {', '.join(DEMO_ANNOTATORS)} (same password)")
+
+    def _annotators(self, project, slide, admin, password: str) -> None:
+        """Two annotators, each assigned every stage of the demo smear (annotation issue)."""
+        ensure_label_schema(project=project)
+        users = get_user_model()
+        for username in DEMO_ANNOTATORS:
+            annotator = users.objects.filter(username=username).first()
+            if annotator is None:
+                annotator = users.objects.create_user(username, password=password)
+            elif not annotator.check_password(password):
+                annotator.set_password(password)
+                annotator.save(update_fields=["password"])
+            if project.role_of(annotator) is None:
+                add_member(project=project, user=annotator, role=Role.ANNOTATOR)
+            for stage in Stage.values:
+                assign_task(slide=slide, stage=stage, annotator=annotator, assigned_by=admin)
 
     def _demo_user(self):
         users = get_user_model()

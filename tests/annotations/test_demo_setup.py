@@ -1,0 +1,35 @@
+"""The demo setup gives the demo smear two blinded annotators with every stage assigned."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+
+from apps.accounts.models import Project, Role
+from apps.annotations.models import LabelClass, Task
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.skipif(
+    not (REPO / "var" / "demo" / "demo-marrow-smear-24000.tiff").exists(),
+    reason="the demo smear is built by scripts/setup.sh; building it here would take minutes",
+)
+def test_setup_demo_assigns_both_annotators_every_stage_idempotently(
+    settings, slide_store, django_user_model
+):
+    settings.VAR_DIR = REPO / "var"
+    settings.DEMO_PASSWORD = "demo-pass-for-tests"
+    call_command("setup_demo")
+    call_command("setup_demo")
+    project = Project.objects.get(name="Demo marrow project")
+    demo = django_user_model.objects.get(username="demo")
+    assert project.role_of(demo) == Role.ADMIN
+    for username in ("annotator_a", "annotator_b"):
+        user = django_user_model.objects.get(username=username)
+        assert user.check_password("demo-pass-for-tests")
+        assert project.role_of(user) == Role.ANNOTATOR
+        tasks = Task.objects.filter(annotator=user, slide__name="demo marrow smear")
+        assert sorted(tasks.values_list("stage", flat=True)) == ["cell", "roi", "toi"]
+    assert LabelClass.objects.filter(project=project).count() == 22
