@@ -66,6 +66,8 @@ DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "")
 SLIDE_UPLOAD_MAX_BYTES = envint("SLIDE_UPLOAD_MAX_BYTES", 200 * 1024**3)
 SLIDE_HANDLE_CACHE_SIZE = envint("SLIDE_HANDLE_CACHE_SIZE", 32)
 TILE_CACHE_SECONDS = envint("TILE_CACHE_SECONDS", 3600)
+# Two annotators' cells are the same cell when their IoU reaches this (issue 4; SPEC §5).
+AGREEMENT_IOU_THRESHOLD = 0.5
 
 INSTALLED_APPS = [
     "daphne",
@@ -84,6 +86,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.slides",
     "apps.annotations",
+    "apps.agreement",
 ]
 
 MIDDLEWARE = [

@@ -7,6 +7,7 @@ api_patterns = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.slides.api.urls")),
     path("", include("apps.annotations.api.urls")),
+    path("", include("apps.agreement.api.urls")),
 ]
 
 urlpatterns = [
@@ -17,4 +18,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("apps.slides.urls")),
+    path("", include("apps.agreement.urls")),
 ]

@@ -1,0 +1,126 @@
+"""Agreement pages and downloads. Scoped to the user's projects like every slide page; reports
+appear only for unblinded stages; adjudication is for the project's reviewers and admins."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from apps.accounts.models import Project
+from apps.annotations.models import Stage
+from apps.slides.models import Slide
+
+from . import adjudication as adj
+from . import pages, presenters, selectors, services
+from .errors import AgreementError, NotReady
+from .models import Adjudication
+
+
+def _slide(request: HttpRequest, slide_id: int) -> Slide:
+    return get_object_or_404(
+        Slide.objects.visible_to(request.user).select_related("project"), pk=slide_id
+    )
+
+
+def _project(request: HttpRequest, project_id: int) -> Project:
+    return get_object_or_404(Project.objects.visible_to(request.user), pk=project_id)
+
+
+@login_required
+def slide_report(request: HttpRequest, slide_id: int) -> HttpResponse:
+    slide = _slide(request, slide_id)
+    context = {
+        "slide": slide,
+        "sections": pages.slide_sections(slide),
+        "is_reviewer": selectors.is_reviewer(request.user, slide.project),
+    }
+    return render(request, "agreement/slide_report.html", context)
+
+
+@login_required
+def slide_download(request: HttpRequest, slide_id: int, fmt: str) -> HttpResponse:
+    """Every ready stage of the slide as ``agreement-slide-<id>.json`` or ``.csv``."""
+    slide = _slide(request, slide_id)
+    reports = {}
+    for stage in Stage.values:
+        try:
+            result = services.slide_report(slide=slide, stage=stage)
+        except NotReady as exc:
+            reports[stage] = presenters.not_ready_json(slide, stage, exc)
+            continue
+        reports[stage] = presenters.report_json(slide, stage, result)
+    if fmt == "json":
+        body = {"slide": slide.pk, "slide_name": slide.name, "stages": reports}
+        return _download(json.dumps(body, indent=1), f"agreement-slide-{slide.pk}.json")
+    rows = (
+        row
+        for report in reports.values()
+        if report["status"] == "ready"
+        for row in presenters.slide_csv_rows(slide, report)
+    )
+    return _download(presenters.to_csv(rows), f"agreement-slide-{slide.pk}.csv")
+
+
+@login_required
+def project_report(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project(request, project_id)
+    context = {"project": project, "sections": pages.project_sections(project)}
+    return render(request, "agreement/project_report.html", context)
+
+
+@login_required
+def project_download(request: HttpRequest, project_id: int, fmt: str) -> HttpResponse:
+    project = _project(request, project_id)
+    stages = [services.project_report(project=project, stage=s) for s in Stage.values]
+    if fmt == "json":
+        body = json.dumps(presenters.project_json(project, stages), indent=1)
+        return _download(body, f"agreement-project-{project.pk}.json")
+    body = presenters.to_csv(presenters.project_csv_rows(project, stages))
+    return _download(body, f"agreement-project-{project.pk}.csv")
+
+
+def _download(body: str, filename: str) -> HttpResponse:
+    kind = "application/json" if filename.endswith(".json") else "text/csv; charset=utf-8"
+    response = HttpResponse(body, content_type=kind)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
+def adjudicate(request: HttpRequest, slide_id: int) -> HttpResponse:
+    """The adjudication page for ``?stage=`` (default cells); its script does the walking."""
+    slide = _slide(request, slide_id)
+    stage = request.GET.get("stage", Stage.CELL)
+    if stage not in Stage.values:
+        stage = Stage.CELL
+    reviewer = selectors.is_reviewer(request.user, slide.project)
+    found = Adjudication.objects.filter(slide=slide, stage=stage).first() if reviewer else None
+    context = {
+        "slide": slide,
+        "stage": stage,
+        "stage_title": pages.STAGE_TITLES[stage],
+        "is_reviewer": reviewer,
+        "adjudication": found,
+        "api_url": reverse("agreement-slide-adjudication", args=[slide.pk]) + f"?stage={stage}",
+        "decisions_url": reverse("agreement-slide-decisions", args=[slide.pk]) + f"?stage={stage}",
+    }
+    return render(request, "agreement/adjudicate.html", context)
+
+
+@login_required
+@require_POST
+def adjudicate_start(request: HttpRequest, slide_id: int) -> HttpResponse:
+    slide = _slide(request, slide_id)
+    stage = request.POST.get("stage", Stage.CELL)
+    try:
+        adj.start_adjudication(slide=slide, stage=stage, user=request.user)
+    except AgreementError as exc:
+        messages.error(request, exc.message)
+        return redirect("agreement:slide", slide_id=slide.pk)
+    return redirect(reverse("agreement:adjudicate", args=[slide.pk]) + f"?stage={stage}")

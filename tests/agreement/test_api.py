@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sklearn.metrics as skm
+
+from apps.annotations import services as annotation_services
+from apps.annotations.models import Annotation, Task
+from tests.agreement.conftest import (
+    CELLS,
+    SMALL_SLIDE_FILE,
+    assign,
+    cell,
+    draw,
+    rect,
+    submit,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def report(api, slide, stage: str, **params):
+    query = "&".join(f"{k}={v}" for k, v in {"stage": stage, **params}.items())
+    return api.get(f"/api/agreement/slides/{slide.pk}/?{query}")
+
+
+def test_no_report_while_a_task_is_still_open(as_user, slide, member, partner, owner):
+    assign(slide, "cell", [member, partner], owner)
+    draw(slide, "cell", member, [{"geometry": cell(300, 300), "label": "myeloblast"}])
+    submit(slide, "cell", member)
+    response = report(as_user(owner), slide, "cell")
+    assert response.status_code == 409
+    body = response.json()
+    assert (body["status"], body["tasks"], body["submitted"]) == ("blinded", 2, 1)
+
+
+def test_a_stage_without_tasks_or_with_one_annotator_says_so(as_user, slide, member, owner):
+    assert report(as_user(owner), slide, "roi").json()["status"] == "no_tasks"
+    assign(slide, "roi", [member], owner)
+    submit(slide, "roi", member)
+    assert report(as_user(owner), slide, "roi").json()["status"] == "one_annotator"
+
+
+def test_cell_report_counts_matches_and_classes(as_user, cell_study, member):
+    response = report(as_user(member), cell_study, "cell")  # annotators see it once unblinded
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert [a["username"] for a in body["annotators"]] == ["member", "partner"]
+    figures = body["pairs"][0]["figures"]
+    assert (figures["matched"], figures["a_only"], figures["b_only"]) == (3, 1, 1)
+    assert figures["detection_f1"]["value"] == pytest.approx(2 * 3 / (4 + 4))
+    y_a = [la for a, la, b, _ in CELLS if a and b]
+    y_b = [lb for a, _, b, lb in CELLS if a and b]
+    classes = figures["classes"]
+    assert classes["kappa"]["value"] == pytest.approx(skm.cohen_kappa_score(y_a, y_b))
+    assert len(classes["labels"]) == 22  # the project's full class list, in schema order
+    assert np.asarray(classes["confusion"]).sum() == 3
+    assert 0.8 < figures["mean_iou"]["value"] < 1.0
+    assert body["iou_threshold"] == 0.5
+
+
+def test_report_records_the_annotation_versions_it_came_from(as_user, cell_study, member):
+    body = report(as_user(member), cell_study, "cell").json()
+    sets = body["source_state"]["sets"]
+    assert [s[2] for s in sets] == [4, 4]  # live annotations per set
+    assert [s[4] for s in sets] == [4, 4]  # sum of versions: every annotation at version 1
+    assert body["recomputed"] is True and body["was_stale"] is False
+    again = report(as_user(member), cell_study, "cell").json()
+    assert again["recomputed"] is False and again["computed_at"] == body["computed_at"]
+
+
+def test_report_is_stale_after_an_edit_and_recomputes(as_user, cell_study, owner, partner):
+    first = report(as_user(owner), cell_study, "cell").json()
+    # The admin reopens B's task (the stage is blinded again), B relabels a cell, resubmits.
+    task = Task.objects.get(slide=cell_study, stage="cell", annotator=partner)
+    annotation_services.reopen_task(task=task, user=owner, note="check the third cell")
+    assert report(as_user(owner), cell_study, "cell").status_code == 409
+    third = Annotation.objects.get(set__annotator=partner, set__stage="cell", label="promyelocyte")
+    annotation_services.update_annotation(
+        annotation_id=third.pk, user=partner, version=1, changes={"label": "myeloblast"}
+    )
+    submit(cell_study, "cell", partner)
+    stored = report(as_user(owner), cell_study, "cell", refresh="false").json()
+    assert stored["stale"] is True and stored["computed_at"] == first["computed_at"]
+    fresh = report(as_user(owner), cell_study, "cell").json()
+    assert fresh["was_stale"] is True and fresh["recomputed"] is True
+    assert fresh["previous_computed_at"] == first["computed_at"]
+    assert fresh["pairs"][0]["figures"]["classes"]["kappa"]["value"] == 1.0
+    assert fresh["source_state"]["sets"][1][4] == 5  # B's versions went up by one
+
+
+def test_outsiders_get_404(as_user, cell_study, outsider, project):
+    assert report(as_user(outsider), cell_study, "cell").status_code == 404
+    assert as_user(outsider).get(f"/api/agreement/projects/{project.pk}/").status_code == 404
+
+
+def test_without_stage_every_stage_reports_or_says_why(as_user, cell_study, owner):
+    body = as_user(owner).get(f"/api/agreement/slides/{cell_study.pk}/").json()
+    assert body["stages"]["cell"]["status"] == "ready"
+    assert body["stages"]["roi"]["status"] == "no_tasks"
+    assert as_user(owner).get(f"/api/agreement/slides/{cell_study.pk}/?stage=x").status_code == 400
+
+
+def test_roi_report_is_the_overlap_of_each_annotators_union(as_user, slide, member, partner, owner):
+    assign(slide, "roi", [member, partner], owner)
+    draw(slide, "roi", member, [{"geometry": rect(100, 100, 600, 600), "label": ""}])
+    draw(
+        slide,
+        "roi",
+        partner,
+        [
+            {"geometry": rect(100, 100, 600, 350), "label": ""},
+            {"geometry": rect(100, 350, 600, 700), "label": ""},
+        ],
+    )
+    submit(slide, "roi", member, partner)
+    figures = report(as_user(owner), slide, "roi").json()["pairs"][0]["figures"]
+    assert figures["iou"] == pytest.approx(500 * 500 / (500 * 600))
+    assert figures["dice"] == pytest.approx(2 * 500 * 500 / (500 * 500 + 500 * 600))
+
+
+def test_toi_report_counts_tiles_only_one_labelled(as_user, slide, member, partner, owner):
+    assign(slide, "toi", [member, partner], owner)
+    tiles_a = {(0, 0): "toi", (1, 0): "non_toi", (0, 1): "toi"}
+    tiles_b = {(0, 0): "toi", (1, 0): "toi", (1, 1): "non_toi"}
+    draw(
+        slide,
+        "toi",
+        member,
+        [{"tile_col": c, "tile_row": r, "label": v} for (c, r), v in tiles_a.items()],
+    )
+    draw(
+        slide,
+        "toi",
+        partner,
+        [{"tile_col": c, "tile_row": r, "label": v} for (c, r), v in tiles_b.items()],
+    )
+    submit(slide, "toi", member, partner)
+    figures = report(as_user(owner), slide, "toi").json()["pairs"][0]["figures"]
+    assert (figures["n"], figures["only_a"], figures["only_b"]) == (2, 1, 1)
+    assert figures["confusion"] == [[1, 0], [1, 0]]
+    assert figures["kappa"]["value"] == pytest.approx(
+        skm.cohen_kappa_score(["toi", "non_toi"], ["toi", "toi"])
+    )
+
+
+def test_three_annotators_get_every_pair_and_fleiss_kappa(
+    as_user, cell_study, member, partner, reviewer, owner
+):
+    third = reviewer  # a reviewer may annotate too; here a third annotator
+    assign(cell_study, "cell", [third], owner)
+    draw(
+        cell_study,
+        "cell",
+        third,
+        [
+            {"geometry": cell(301, 299), "label": "myeloblast"},
+            {"geometry": cell(501, 302), "label": "lymphocyte"},
+            {"geometry": cell(699, 300), "label": "myeloblast"},
+        ],
+    )
+    submit(cell_study, "cell", third)
+    body = report(as_user(owner), cell_study, "cell").json()
+    assert [(p["a"], p["b"]) for p in body["pairs"]] == [(0, 1), (0, 2), (1, 2)]
+    fleiss = body["fleiss"]
+    assert (fleiss["n_raters"], fleiss["n_items"]) == (3, 3)
+    assert -1.0 <= fleiss["fleiss_kappa"] <= 1.0
+
+
+def test_project_report_pools_every_comparable_slide(
+    as_user, cell_study, ingest_path, member, partner, owner, project
+):
+    small = ingest_path(SMALL_SLIDE_FILE)
+    assert small.status == "ready", small.error
+    assign(small, "cell", [member, partner], owner)
+    draw(small, "cell", member, [{"geometry": cell(80, 80, r=20), "label": "basophil"}])
+    draw(small, "cell", partner, [{"geometry": cell(81, 80, r=20), "label": "basophil"}])
+    submit(small, "cell", member, partner)
+    body = as_user(owner).get(f"/api/agreement/projects/{project.pk}/?stage=cell").json()
+    stage = body["stages"]["cell"]
+    assert stage["units"] == 2 and len(stage["slides"]) == 2
+    aggregate = stage["aggregate"]
+    assert aggregate["matched"] == 3 + 1 and aggregate["n_a"] == 4 + 1
+    assert aggregate["detection_f1"]["pooled"]["value"] == pytest.approx(2 * 4 / (5 + 5))
+    assert aggregate["classes"]["n"] == 4
+    assert aggregate["mean_iou"]["mean"]["ci"] is not None  # two slides: a bootstrap CI
