@@ -305,11 +305,13 @@ def run_stages(
     slide_wh = slide.dimensions
     mpp = _mpp(slide)
 
+    report("thumbnail", 0, 1)
     t = time.perf_counter()
     thumbnail = slide.thumbnail_by_factor(config.thumbnail_factor)
     timings["thumbnail"] = time.perf_counter() - t
     report("thumbnail", 1, 1)
 
+    report("roi", 0, 1)
     t = time.perf_counter()
     roi = stages.roi.run(thumbnail, slide_wh)
     timings["roi"] = time.perf_counter() - t
@@ -317,6 +319,7 @@ def run_stages(
 
     t = time.perf_counter()
     candidates = candidate_tiles(roi, slide_wh, config.tile_size, config.min_roi_fraction)
+    report("toi", 0, len(candidates))
     decisions = stages.toi.run(
         slide,
         candidates,

@@ -1,0 +1,263 @@
+"""Per-stage throughput of the analysis pipeline on the generated 100,000 px slide.
+
+Run from the repository root: ``python -m bench.pipeline``. Prints ONE JSON line:
+
+- ``stages``: for each stage, the baseline's and the real-size architecture's (random weights)
+  throughput on real tiles of the 100k slide (``bench/synthetic.py``): thumbnail and ROI in
+  seconds, TOI in tiles/s, cells in tiles/s and cells/s, classification in cells/s;
+- ``bounded``: how many tiles each measurement used. On a CPU these are small so the bench
+  ends in a few minutes (SAM ViT-B takes tens of seconds per tile there); a GPU gets more;
+- ``estimate_full_slide_s``: the per-stage rates extrapolated to every candidate tile of the
+  slide, labelled as an estimate (it is not a measured full run);
+- ``peak_rss_mb``: the process's peak resident memory, all models loaded;
+- ``bccd``: the baseline cell segmenter's recall50 / recall75 / false detections per image on
+  the 74 BCCD photos (the issue's bar: >= 0.95, >= 0.70, <= 0.3).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.synthetic import ensure_bench_slide  # noqa: E402
+from ml.baselines.cells import segment_cells  # noqa: E402
+from ml.baselines.roi import glass_od  # noqa: E402
+from ml.cards import ModelCard, Normalisation  # noqa: E402
+from ml.classes import DEFAULT_CLASSES, class_keys  # noqa: E402
+from ml.datasets.bccd import load_bccd, score_wbc_detection  # noqa: E402
+from ml.device import pick_device  # noqa: E402
+from ml.geometry import Tile  # noqa: E402
+from ml.models.build import build_model  # noqa: E402
+from ml.models.predictors import CellClassifier, RoiPredictor, TilePredictor  # noqa: E402
+from ml.models.sam_everything import SamEverything  # noqa: E402
+from ml.slide import SlideReader, open_slide  # noqa: E402
+from ml.stages.cells import BaselineSegmenter, Cell, MaskCrop, cells_in_window  # noqa: E402
+from ml.stages.reader import clipped_window, stream_windows  # noqa: E402
+from ml.stages.roi import RoiResult, RoiStage  # noqa: E402
+from ml.stages.toi import ToiStage, candidate_tiles  # noqa: E402
+
+BCCD_DIR = REPO.parent / "shared" / "data" / "smears" / "BCCD"
+IMAGENET = Normalisation((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+TILE = 1600
+MARGIN = 200  # 20 µm at the bench slide's 0.1 µm/px
+T = TypeVar("T")
+
+
+def _bounds(device: torch.device) -> dict[str, int]:
+    if device.type == "cuda":
+        return {"toi_tiles": 512, "cell_tiles": 32, "sam_tiles": 16, "crops": 1024}
+    return {"toi_tiles": 48, "cell_tiles": 4, "sam_tiles": 1, "crops": 64}
+
+
+def _card(task: str, architecture: str, classes: Sequence[str], size: int) -> ModelCard:
+    """An in-memory card for a random-weight model (nothing is read from disk)."""
+    return ModelCard(
+        path=REPO / "unsaved.json",
+        name=f"random-{architecture}",
+        task=task,
+        architecture=architecture,
+        config={},
+        weights=REPO / "unsaved.pt",
+        classes=tuple(classes),
+        input_size=size,
+        normalisation=IMAGENET,
+        provenance={"source": "random weights (bench)"},
+        metrics={},
+    )
+
+
+def _timed(fn: Callable[[], T], device: torch.device) -> tuple[T, float]:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - start
+
+
+def _spread(items: Sequence[T], n: int) -> list[T]:
+    """``n`` items evenly spread over the sequence (tiles from the whole slide, not one corner)."""
+    if len(items) <= n:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).astype(int)]
+
+
+def bench_roi(
+    thumbnail: np.ndarray, slide_wh: tuple[int, int], device: torch.device
+) -> tuple[RoiResult, dict]:
+    baseline, t_base = _timed(lambda: RoiStage(None).run(thumbnail, slide_wh), device)
+    model = build_model("texture_unet").to(device)
+    predictor = RoiPredictor(
+        model, _card("roi", "texture_unet", ("background", "roi"), 256), device
+    )
+    predictor.predict(thumbnail)  # warm-up (cudnn autotune, lazy init)
+    _, t_model = _timed(lambda: predictor.predict(thumbnail), device)
+    return baseline, {"baseline_s": round(t_base, 3), "texture_unet_s": round(t_model, 3)}
+
+
+def bench_toi(
+    slide: SlideReader, tiles: Sequence[tuple[Tile, float]], glass: float, device: torch.device
+) -> dict:
+    baseline = ToiStage(None)
+    _, t_base = _timed(lambda: baseline.run(slide, tiles, glass_level=glass, mpp=0.1), device)
+    predictor = TilePredictor(
+        build_model("tcnet"), _card("toi", "tcnet", ("non_toi", "toi"), 224), device
+    )
+    tcnet = ToiStage(predictor, batch_size=64 if device.type == "cuda" else 16)
+    tcnet.run(slide, tiles[:2])  # warm-up
+    _, t_model = _timed(lambda: tcnet.run(slide, tiles), device)
+    return {
+        "baseline_tiles_per_s": round(len(tiles) / t_base, 2),
+        "tcnet_tiles_per_s": round(len(tiles) / t_model, 2),
+    }
+
+
+def bench_cells_baseline(
+    slide: SlideReader, tiles: Sequence[Tile], device: torch.device
+) -> tuple[list[tuple[np.ndarray, list[tuple[Cell, MaskCrop]]]], dict]:
+    windows = [clipped_window(t, t.box, MARGIN, slide.dimensions) for t in tiles]
+    segmenter = BaselineSegmenter()
+    found = []
+    start = time.perf_counter()
+    for window, image in stream_windows(slide, windows):
+        crops = segmenter.segment([image], 0.1)[0]
+        found.append((image, cells_in_window(window, window.key, crops, slide.dimensions)))
+    seconds = time.perf_counter() - start
+    n_cells = sum(len(cells) for _, cells in found)
+    return found, {
+        "baseline_tiles_per_s": round(len(tiles) / seconds, 3),
+        "baseline_cells_per_s": round(n_cells / seconds, 1),
+        "baseline_cells_per_tile": round(n_cells / max(len(tiles), 1), 1),
+    }
+
+
+def bench_sam(slide: SlideReader, tiles: Sequence[Tile], device: torch.device) -> dict:
+    generator = SamEverything(
+        build_model("sam_vit_b"), device, points_per_batch=256 if device.type == "cuda" else 64
+    )
+    images = [
+        image
+        for _, image in stream_windows(
+            slide, [clipped_window(t, t.box, MARGIN, slide.dimensions) for t in tiles]
+        )
+    ]
+    if device.type == "cuda":
+        generator.generate(images[:1])  # warm-up
+    _, t_embed = _timed(lambda: generator.embed(images), device)
+    _, t_all = _timed(lambda: generator.generate(images), device)
+    return {
+        "sam_vit_b_tiles_per_s": round(len(images) / t_all, 4),
+        "sam_vit_b_embed_s_per_tile": round(t_embed / len(images), 3),
+        "sam_vit_b_points_per_tile": generator.points_per_side**2,
+    }
+
+
+def bench_classifier(
+    found: Sequence[tuple[np.ndarray, list[tuple[Cell, MaskCrop]]]], n: int, device: torch.device
+) -> dict:
+    keys = class_keys(DEFAULT_CLASSES)
+    model = build_model("mae_vit_b", {"num_classes": len(keys)})
+    classifier = CellClassifier(
+        model, _card("cell_classification", "mae_vit_b", keys, 224), device, box_offset=0.15
+    )
+    crops = [classifier.crop(image, crop.box) for image, cells in found for _, crop in cells]
+    if not crops:
+        return {"mae_vit_b_cells_per_s": None}
+    batch = np.stack([crops[i % len(crops)] for i in range(n)])
+    classifier.predict(batch[:8])  # warm-up
+    _, t_crop = _timed(
+        lambda: [classifier.crop(image, crop.box) for image, cells in found for _, crop in cells],
+        device,
+    )
+    step = 256 if device.type == "cuda" else 32
+    _, t_pred = _timed(
+        lambda: [classifier.predict(batch[i : i + step]) for i in range(0, n, step)], device
+    )
+    return {
+        "mae_vit_b_cells_per_s": round(n / t_pred, 2),
+        "crop_cells_per_s": round(len(crops) / t_crop, 1),
+    }
+
+
+def bench_bccd() -> dict[str, Any]:
+    scores = score_wbc_detection(load_bccd(BCCD_DIR), segment_cells).to_dict()
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}
+
+
+def _estimate(n_candidates: int, stages: dict[str, Any]) -> dict[str, float | None]:
+    """Seconds for every candidate tile, from the measured rates (an extrapolation)."""
+    toi = stages["toi"]
+    cells = stages["cells"]
+    per_tile_cells = cells["baseline_cells_per_tile"]
+    mae = stages["classification"]["mae_vit_b_cells_per_s"]
+    return {
+        "candidate_tiles": n_candidates,
+        "baselines_s": round(
+            stages["thumbnail_s"]
+            + n_candidates / toi["baseline_tiles_per_s"]
+            + n_candidates / cells["baseline_tiles_per_s"],
+            1,
+        ),
+        "models_s": round(
+            stages["thumbnail_s"]
+            + n_candidates / toi["tcnet_tiles_per_s"]
+            + n_candidates / cells["sam_vit_b_tiles_per_s"]
+            + (n_candidates * per_tile_cells / mae if mae else 0.0),
+            1,
+        ),
+    }
+
+
+def main() -> None:
+    device = pick_device(None)
+    bounds = _bounds(device)
+    torch.manual_seed(0)
+    path = ensure_bench_slide()
+    stages: dict[str, Any] = {}
+    with open_slide(path) as slide:
+        thumbnail, t_thumb = _timed(lambda: slide.thumbnail_by_factor(100), device)
+        stages["thumbnail_s"] = round(t_thumb, 3)
+        roi, stages["roi"] = bench_roi(thumbnail, slide.dimensions, device)
+        candidates = candidate_tiles(roi, slide.dimensions, TILE, 0.5)
+        toi_tiles = _spread(candidates, bounds["toi_tiles"])
+        stages["toi"] = bench_toi(slide, toi_tiles, glass_od(thumbnail), device)
+        cell_tiles = [t for t, _ in _spread(candidates, bounds["cell_tiles"])]
+        found, stages["cells"] = bench_cells_baseline(slide, cell_tiles, device)
+        stages["cells"].update(bench_sam(slide, cell_tiles[: bounds["sam_tiles"]], device))
+        stages["classification"] = bench_classifier(found, bounds["crops"], device)
+        slide_info = {
+            "path": str(path.relative_to(REPO)),
+            "dimensions": list(slide.dimensions),
+            "mpp": slide.mpp[0],
+        }
+    figures = {
+        "bench": "pipeline",
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "slide": slide_info,
+        "bounded": {
+            **bounds,
+            "note": "per-stage rates on tiles spread over the slide, not a full run",
+        },
+        "stages": stages,
+        "estimate_full_slide_s": _estimate(len(candidates), stages),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "bccd": bench_bccd(),
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
