@@ -13,6 +13,12 @@ from django.utils.safestring import SafeString, mark_safe
 
 CELL = 22
 FONT = 11
+CHAR_W = 6.2  # average glyph width of the page's sans-serif at FONT px
+MAX_LABEL = 26
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= MAX_LABEL else name[: MAX_LABEL - 1] + "…"
 
 
 def heatmap(
@@ -22,28 +28,30 @@ def heatmap(
     the row (A's class) that B put in each column; the count is printed in every non-empty cell,
     and the diagonal (agreement) is outlined."""
     size = len(names)
-    left, top = 8 + 7 * max((len(n) for n in names), default=1), 40
-    col_label_h = 7 * max((len(n) for n in names), default=1)
-    width, height = left + size * CELL + 10, top + col_label_h + size * CELL + 10
-    y0 = top + col_label_h
+    shown = [_short(n) for n in names]
+    label_px = CHAR_W * max((len(n) for n in shown), default=1)
+    # Column labels are rotated by -60°: they rise ~0.87 and lean right ~0.5 of their length.
+    left, y0 = 10 + label_px, 30 + 0.87 * label_px + 8
+    width, height = left + size * CELL + 0.5 * label_px + 10, y0 + size * CELL + 10
     parts = [
-        f'<svg class="heatmap" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}"'
-        f' width="{width}" height="{height}" role="img" aria-label="confusion heat map">',
-        f'<text x="{left}" y="14" font-size="{FONT + 1}" font-weight="bold">'
+        f'<svg class="heatmap" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} '
+        f'{height:.0f}" width="{width:.0f}" height="{height:.0f}" role="img"'
+        ' aria-label="confusion heat map">',
+        f'<text x="4" y="14" font-size="{FONT + 1}" font-weight="bold">'
         f"rows: {escape(row_title)} · columns: {escape(col_title)}</text>",
     ]
-    for j, name in enumerate(names):
+    for j, name in enumerate(shown):
         x = left + j * CELL + CELL / 2 + 4
         parts.append(
             f'<text x="{x}" y="{y0 - 4}" font-size="{FONT}" transform="rotate(-60 {x} {y0 - 4})">'
-            f"{escape(name)}</text>"
+            f"<title>{escape(names[j])}</title>{escape(name)}</text>"
         )
     for i, row in enumerate(confusion):
         total = sum(row)
         y = y0 + i * CELL
         parts.append(
             f'<text x="{left - 4}" y="{y + CELL * 0.7}" font-size="{FONT}" text-anchor="end">'
-            f"{escape(names[i])}</text>"
+            f"<title>{escape(names[i])}</title>{escape(shown[i])}</text>"
         )
         for j, count in enumerate(row):
             parts.append(_heat_cell(left + j * CELL, y, count, total, diagonal=i == j))
@@ -89,7 +97,7 @@ def bars(
     whiskers, an optional dashed reference line and a solid project-mean line."""
     label_w = 10 + 7 * max((len(r.label) for r in rows), default=4)
     plot_w, row_h, top = 320, 22, 30
-    width, height = label_w + plot_w + 60, top + row_h * len(rows) + 30
+    width, height = label_w + plot_w + 60, top + row_h * len(rows) + 44
     low_end = -1.0 if any((v or 0) < 0 for r in rows for v in (r.value, r.low)) else 0.0
 
     def x_of(v: float) -> float:
@@ -108,10 +116,12 @@ def bars(
             f'<text x="{x_of(tick)}" y="{bottom + 14}" font-size="{FONT - 1}"'
             f' text-anchor="middle">{tick:g}</text>'
         )
+    # The reference is labelled above the plot and the mean below it, so they never collide.
     if reference is not None:
-        parts.append(_vline(x_of(reference), top, bottom, f"{reference_label} {reference:g}", True))
+        label = f"{reference_label} {reference:g}"
+        parts.append(_vline(x_of(reference), top, bottom, label, top - 8, dashed=True))
     if mean is not None:
-        parts.append(_vline(x_of(mean), top, bottom, f"mean {mean:.2f}", False))
+        parts.append(_vline(x_of(mean), top, bottom, f"mean {mean:.2f}", bottom + 28))
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every data-borne text above is escaped
 
@@ -145,11 +155,13 @@ def _bar(row: Bar, y: float, row_h: float, label_w: float, x_of: Callable[[float
     )
 
 
-def _vline(x: float, top: float, bottom: float, text: str, dashed: bool) -> str:
+def _vline(
+    x: float, top: float, bottom: float, text: str, text_y: float, *, dashed: bool = False
+) -> str:
     dash = ' stroke-dasharray="4 3"' if dashed else ""
     colour = "#c0392b" if dashed else "#222"
     return (
         f'<line x1="{x}" y1="{top - 4}" x2="{x}" y2="{bottom}" stroke="{colour}"{dash}/>'
-        f'<text x="{x + 3}" y="{top - 8}" font-size="{FONT - 1}" fill="{colour}">'
+        f'<text x="{x + 3}" y="{text_y}" font-size="{FONT - 1}" fill="{colour}">'
         f"{escape(text)}</text>"
     )

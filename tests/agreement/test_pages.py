@@ -95,3 +95,10 @@ def test_pages_are_scoped_to_the_users_projects(client, cell_study, outsider, pr
     assert client.get(f"/projects/{project.pk}/agreement/").status_code == 404
     assert client.get(f"/slides/{cell_study.pk}/agreement.csv").status_code == 404
     assert client.get(f"/slides/{cell_study.pk}/adjudicate/").status_code == 404
+
+
+def test_slide_viewer_and_slide_list_link_to_the_reports(client, slide, member, project):
+    viewer = page(client, member, f"/slides/{slide.pk}/view/").content.decode()
+    assert f'href="/slides/{slide.pk}/agreement/"' in viewer
+    listing = client.get("/").content.decode()
+    assert f'href="/projects/{project.pk}/agreement/"' in listing
