@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import shapely
@@ -37,12 +37,19 @@ CACHE_SECONDS = 3600
 
 @dataclass(frozen=True)
 class Side:
-    """One annotator's side of a disagreement: annotation ids, label, GeoJSON geometries."""
+    """One annotator's side of a disagreement: annotation ids (in id order), label, tile.
+
+    Geometries stay in the database (:meth:`geometries` reads them) so the cached list of a
+    5,000-cell slide stays small.
+    """
 
     ids: list[int]
     label: str | None
-    geometries: list[dict[str, Any]] = field(repr=False)
     tile: tuple[int, int] | None = None
+
+    def geometries(self) -> list[dict[str, Any]]:
+        rows = Annotation.objects.filter(pk__in=self.ids).order_by("id")
+        return list(rows.values_list("geometry", flat=True))
 
     def to_dict(self) -> dict[str, Any]:
         return {"ids": self.ids, "label": self.label, "tile": self.tile}
@@ -70,7 +77,8 @@ class Item:
 
 @dataclass(frozen=True)
 class Comparison:
-    """The disagreements of two sets, and the consensus items of what they agree on."""
+    """The disagreements of two sets, and the consensus items of what they agree on (the
+    latter only when freshly compared; the cached copy keeps the items alone)."""
 
     items: list[Item]
     agreed: list[dict[str, Any]]
@@ -80,18 +88,26 @@ class Comparison:
 
 
 def comparison(adjudication: Adjudication) -> Comparison:
-    """Disagreements of the adjudication's two sets, cached until either set changes."""
+    """Disagreements of the adjudication's two sets, cached until either set changes.
+
+    ``agreed`` is empty here: it is only needed once, when the adjudication starts.
+    """
+    key = _cache_key(adjudication)
+    items = cache.get(key)
+    if items is None:
+        fresh = compare_sets(adjudication.set_a, adjudication.set_b, adjudication.iou_threshold)
+        items = fresh.items
+        cache.set(key, items, CACHE_SECONDS)
+    return Comparison(items, [])
+
+
+def _cache_key(adjudication: Adjudication) -> str:
     sets = [adjudication.set_a, adjudication.set_b]
     state = selectors.source_state(
         sets, project=adjudication.slide.project, stage=adjudication.stage
     )
     digest = hashlib.sha1(json.dumps(state, sort_keys=True).encode()).hexdigest()
-    key = f"agreement:adjudication:{adjudication.pk}:{adjudication.iou_threshold}:{digest}"
-    found = cache.get(key)
-    if found is None:
-        found = compare_sets(adjudication.set_a, adjudication.set_b, adjudication.iou_threshold)
-        cache.set(key, found, CACHE_SECONDS)
-    return found
+    return f"agreement:adjudication:{adjudication.pk}:{adjudication.iou_threshold}:{digest}"
 
 
 def compare_sets(set_a: AnnotationSet, set_b: AnnotationSet, iou_threshold: float) -> Comparison:
@@ -131,7 +147,7 @@ def _id(loaded: selectors.Loaded, index: Any) -> str:
 def _cell_side(loaded: selectors.Loaded, index: Any) -> Side | None:
     if index is None:
         return None
-    return Side([loaded.ids[index]], loaded.labels[index], [loaded.geometries[index]])
+    return Side([loaded.ids[index]], loaded.labels[index])
 
 
 def _compare_tiles(a: selectors.Loaded, b: selectors.Loaded, tile_size: int) -> Comparison:
@@ -140,8 +156,8 @@ def _compare_tiles(a: selectors.Loaded, b: selectors.Loaded, tile_size: int) -> 
     items = []
     for d in ag.toi_disagreements(tiles_a, tiles_b, tile_size):
         tile = d.a or d.b
-        side_a = Side([ids_a[tile]], tiles_a[tile], [], tile) if d.a else None
-        side_b = Side([ids_b[tile]], tiles_b[tile], [], tile) if d.b else None
+        side_a = Side([ids_a[tile]], tiles_a[tile], tile) if d.a else None
+        side_b = Side([ids_b[tile]], tiles_b[tile], tile) if d.b else None
         items.append(Item(f"toi:{tile[0]}:{tile[1]}", d.kind, d.bbox, side_a, side_b))
     agreed = [
         {"tile_col": col, "tile_row": row, "label": label}
@@ -155,7 +171,7 @@ def _compare_rois(a: selectors.Loaded, b: selectors.Loaded) -> Comparison:
     found = ag.roi_disagreement(a.geometries, b.geometries)
     if found is None:
         return Comparison([], [{"geometry": g, "label": ""} for g in a.geometries])
-    side_a, side_b = Side(a.ids, None, a.geometries), Side(b.ids, None, b.geometries)
+    side_a, side_b = Side(a.ids, None), Side(b.ids, None)
     return Comparison([Item("roi", "roi", found.bbox, side_a, side_b)], [])
 
 
@@ -201,10 +217,14 @@ def start_adjudication(
         iou_threshold=selectors.iou_threshold(),
         started_by=user,
     )
-    agreed = comparison(adjudication).agreed
-    if agreed:
+    fresh = compare_sets(set_a, set_b, adjudication.iou_threshold)
+    cache.set(_cache_key(adjudication), fresh.items, CACHE_SECONDS)
+    if fresh.agreed:
         annotation_services.bulk_create_annotations(
-            aset=consensus, user=user, items=agreed, limit=annotation_services.MAX_IMPORT_ITEMS
+            aset=consensus,
+            user=user,
+            items=fresh.agreed,
+            limit=annotation_services.MAX_IMPORT_ITEMS,
         )
     _update_completion(adjudication)
     return adjudication, True
@@ -293,7 +313,7 @@ def _copy(item: Item, side: Side | None) -> list[dict[str, Any]]:
         return []  # the chosen annotator drew nothing here
     if side.tile is not None:
         return [{"tile_col": side.tile[0], "tile_row": side.tile[1], "label": side.label}]
-    return [{"geometry": g, "label": side.label or ""} for g in side.geometries]
+    return [{"geometry": g, "label": side.label or ""} for g in side.geometries()]
 
 
 def _cell_edit(
@@ -304,7 +324,7 @@ def _cell_edit(
     sides = [s for s in (item.a, item.b) if s is not None]  # a disagreement has one at least
     if label is None:
         label = next((s.label for s in sides if s.label), "")
-    return [{"geometry": geometry or sides[0].geometries[0], "label": label}]
+    return [{"geometry": geometry or sides[0].geometries()[0], "label": label}]
 
 
 def _roi_edit(
@@ -313,8 +333,8 @@ def _roi_edit(
     if geometry is not None:
         shapes = ag.to_geometries([geometry])
     elif combine in ("union", "intersection"):
-        a = shapely.union_all(ag.to_geometries(item.a.geometries if item.a else []))
-        b = shapely.union_all(ag.to_geometries(item.b.geometries if item.b else []))
+        a = shapely.union_all(ag.to_geometries(item.a.geometries() if item.a else []))
+        b = shapely.union_all(ag.to_geometries(item.b.geometries() if item.b else []))
         shapes = [shapely.union(a, b) if combine == "union" else shapely.intersection(a, b)]
     else:
         raise InvalidRequest("an ROI edit needs a geometry, or combine: union or intersection")
