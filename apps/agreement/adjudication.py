@@ -271,7 +271,7 @@ def decide(
             "kind": item.kind,
             "choice": choice,
             "label": label or "",
-            "results": [a.pk for a in created],
+            "results": created,
             "decided_by": user,
         },
     )
@@ -279,11 +279,16 @@ def decide(
     return decision
 
 
-def _write(consensus: AnnotationSet, user: Any, items: list[dict[str, Any]]) -> list[Annotation]:
+def _write(consensus: AnnotationSet, user: Any, items: list[dict[str, Any]]) -> list[int]:
+    """Create ``items`` in the consensus set; their annotation ids."""
     try:
-        return annotation_services.bulk_create_annotations(aset=consensus, user=user, items=items)
+        created = annotation_services.bulk_create_annotations(
+            aset=consensus, user=user, items=items
+        )
     except BulkInvalid as exc:  # one decision: say what was wrong, not "1 item invalid"
         raise InvalidRequest("; ".join(e["detail"] for e in exc.errors)) from exc
+    # The annotation service returns ids (it used to return the rows): accept either.
+    return [getattr(a, "pk", a) for a in created]
 
 
 def consensus_items(
