@@ -100,7 +100,11 @@ class AnnotationSet(models.Model):
 class Annotation(models.Model):
     """A polygon in level-0 slide px with a label; versioned, soft-deleted."""
 
-    set = models.ForeignKey(AnnotationSet, on_delete=models.CASCADE, related_name="annotations")
+    # No index of its own: the composite indexes below all start with ``set``, and every index
+    # is paid for on each of the thousands of rows a bulk save writes.
+    set = models.ForeignKey(
+        AnnotationSet, on_delete=models.CASCADE, related_name="annotations", db_index=False
+    )
     geometry = models.JSONField()
     # LabelClass.key for cells ("" = not classified yet), "toi"/"non_toi" for tiles, "" for ROI.
     label = models.CharField(max_length=64, blank=True, default="")
@@ -115,7 +119,11 @@ class Annotation(models.Model):
     version = models.PositiveIntegerField(default=1)
     is_deleted = models.BooleanField(default=False)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # only read when a user is deleted
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -150,7 +158,11 @@ class AnnotationEvent(models.Model):
 
     annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="events")
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # only read when a user is deleted
     )
     at = models.DateTimeField(auto_now_add=True)
     action = models.CharField(max_length=10, choices=EventAction.choices)

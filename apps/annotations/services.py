@@ -34,6 +34,8 @@ from .errors import (
     TaskStateError,
     TileTaken,
 )
+from .fast_insert import insert_new
+from .history import state_of
 from .interchange import map_labels, parse_file
 from .models import (
     Annotation,
@@ -48,7 +50,7 @@ from .models import (
     TaskState,
     TileLabel,
 )
-from .validation import PolygonError, clean_polygon
+from .validation import CleanPolygon, PolygonError, clean_polygon, clean_polygons
 
 #: The most annotations one bulk request may carry.
 MAX_BULK_ITEMS = 5000
@@ -200,7 +202,44 @@ class _Context:
 
 
 def _clean_item(ctx: _Context, item: dict[str, Any]) -> dict[str, Any]:
-    """Validated model fields for one new annotation; raises :class:`InvalidAnnotation`."""
+    """Validated model fields for one annotation; raises :class:`InvalidAnnotation`."""
+    fields, geometry = _clean_attributes(ctx, item)
+    try:
+        poly = clean_polygon(geometry, width=ctx.slide.width or 0, height=ctx.slide.height or 0)
+    except PolygonError as exc:
+        raise InvalidAnnotation(exc.reason) from exc
+    return fields | _polygon_fields(poly)
+
+
+def _clean_items(ctx: _Context, items: Sequence[Any]) -> tuple[list[dict], list[dict]]:
+    """Model fields for every item, and ``[{"index", "detail"}]`` for the bad ones.
+
+    Geometries are checked in one batch (:func:`clean_polygons`), which is what makes a bulk
+    save of 5,000 cells fast.
+    """
+    errors: list[dict[str, Any]] = []
+    good: list[tuple[int, dict[str, Any], Any]] = []
+    for index, item in enumerate(items):
+        try:
+            good.append((index, *_clean_attributes(ctx, item)))
+        except InvalidAnnotation as exc:
+            errors.append({"index": index, "detail": exc.message})
+    polygons = clean_polygons(
+        [geometry for _, _, geometry in good],
+        width=ctx.slide.width or 0,
+        height=ctx.slide.height or 0,
+    )
+    rows = []
+    for (index, fields, _), poly in zip(good, polygons, strict=True):
+        if isinstance(poly, PolygonError):
+            errors.append({"index": index, "detail": poly.reason})
+        else:
+            rows.append(fields | _polygon_fields(poly))
+    return rows, sorted(errors, key=lambda e: e["index"])
+
+
+def _clean_attributes(ctx: _Context, item: Any) -> tuple[dict[str, Any], Any]:
+    """Label and tile fields of one item, and its (not yet checked) geometry."""
     if not isinstance(item, dict):
         raise InvalidAnnotation("each item must be an object")
     label = _clean_label(ctx, item.get("label", ""))
@@ -208,21 +247,23 @@ def _clean_item(ctx: _Context, item: dict[str, Any]) -> dict[str, Any]:
     geometry = item.get("geometry")
     if geometry is None and col is not None:
         geometry = tile_geometry(ctx.slide, ctx.tile_size, col, row)
-    try:
-        poly = clean_polygon(geometry, width=ctx.slide.width or 0, height=ctx.slide.height or 0)
-    except PolygonError as exc:
-        raise InvalidAnnotation(exc.reason) from exc
-    return {
-        "geometry": poly.geometry,
+    fields = {
         "label": label,
         "tile_col": col,
         "tile_row": row,
+        "probabilities": item.get("probabilities"),
+    }
+    return fields, geometry
+
+
+def _polygon_fields(poly: CleanPolygon) -> dict[str, Any]:
+    return {
+        "geometry": poly.geometry,
         "min_x": poly.min_x,
         "min_y": poly.min_y,
         "max_x": poly.max_x,
         "max_y": poly.max_y,
         "area_px": poly.area_px,
-        "probabilities": item.get("probabilities"),
     }
 
 
@@ -265,23 +306,13 @@ def tile_geometry(slide: Slide, tile_size: int, col: int, row: int) -> dict[str,
     return {"type": "Polygon", "coordinates": [[[float(x), float(y)] for x, y in ring]]}
 
 
-def state_of(annotation: Annotation) -> dict[str, Any]:
-    """The editable state kept in history events."""
-    return {
-        "geometry": annotation.geometry,
-        "label": annotation.label,
-        "tile_col": annotation.tile_col,
-        "tile_row": annotation.tile_row,
-        "is_deleted": annotation.is_deleted,
-    }
-
-
 @transaction.atomic
 def create_annotation(
     *, aset: AnnotationSet, user: AbstractBaseUser, item: dict[str, Any]
 ) -> Annotation:
     """Create one annotation from ``item`` ({geometry, label, tile_col?, tile_row?})."""
-    return bulk_create_annotations(aset=aset, user=user, items=[item], single=True)[0]
+    (pk,) = bulk_create_annotations(aset=aset, user=user, items=[item], single=True)
+    return Annotation.objects.select_related("set__slide").get(pk=pk)
 
 
 @transaction.atomic
@@ -292,8 +323,8 @@ def bulk_create_annotations(
     items: Sequence[Any],
     single: bool = False,
     limit: int = MAX_BULK_ITEMS,
-) -> list[Annotation]:
-    """Create up to :data:`MAX_BULK_ITEMS` annotations: all of them, or none.
+) -> list[int]:
+    """Create up to :data:`MAX_BULK_ITEMS` annotations: all of them, or none. Returns their ids.
 
     Raises :class:`BulkInvalid` listing every bad item (``single``: :class:`InvalidAnnotation`
     with the one reason), or :class:`TileTaken` when a tile already has a label.
@@ -302,26 +333,14 @@ def bulk_create_annotations(
     if len(items) > limit:
         raise InvalidAnnotation(f"at most {limit} items per request, got {len(items)}")
     ctx = _Context.of(aset)
-    rows, errors = [], []
-    for index, item in enumerate(items):
-        try:
-            rows.append(_clean_item(ctx, item))
-        except InvalidAnnotation as exc:
-            if single:
-                raise
-            errors.append({"index": index, "detail": exc.message})
-    if errors:
-        raise BulkInvalid(errors)
+    if single:
+        rows = [_clean_item(ctx, item) for item in items]
+    else:
+        rows, errors = _clean_items(ctx, items)
+        if errors:
+            raise BulkInvalid(errors)
     _check_tiles_free(aset, rows, single=single)
-    created = Annotation.objects.bulk_create(
-        Annotation(set=aset, created_by=user, **fields) for fields in rows
-    )
-    AnnotationEvent.objects.bulk_create(
-        AnnotationEvent(
-            annotation=a, user=user, action=EventAction.CREATE, after=state_of(a), version=1
-        )
-        for a in created
-    )
+    created = insert_new(rows, aset=aset, user=user)
     _start_task_on_first_edit(aset=aset, user=user)
     return created
 
@@ -335,8 +354,8 @@ def import_file(
     fmt: str,
     offset: tuple[float, float] = (0.0, 0.0),
     label_map: dict[str, str] | None = None,
-) -> list[Annotation]:
-    """Import a Labelme or GeoJSON file into ``aset``: every shape, or none.
+) -> list[int]:
+    """Import a Labelme or GeoJSON file into ``aset``: every shape, or none. Returns the ids.
 
     Raises :class:`ImportFailed` (unreadable file, unknown labels) or :class:`BulkInvalid`
     whose errors name the shape (``source``) as well as its index.

@@ -2,20 +2,28 @@
 
 Input is a GeoJSON-style Polygon in level-0 slide px. The output is a :class:`CleanPolygon`
 with closed rings of floats, the XYXY bounding box and the area, ready to store. Anything else
-raises :class:`PolygonError` whose ``reason`` is shown to the user verbatim.
+is a :class:`PolygonError` whose ``reason`` is shown to the user verbatim.
+
+:func:`clean_polygons` checks a whole batch with one vectorised GEOS validity pass (a bulk
+save of 5,000 cells must take well under a second here); :func:`clean_polygon` is the same
+rules for one geometry.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
-from shapely import Polygon
+import numpy as np
+import shapely
 from shapely.validation import explain_validity
 
 #: More vertices than this (all rings together) is not a drawing, it is a mistake.
 MAX_VERTICES = 2000
+_NUMBER_TYPES = frozenset({int, float})
 
 
 class PolygonError(ValueError):
@@ -44,42 +52,56 @@ class CleanPolygon:
 
 
 def clean_polygon(geometry: Any, *, width: float, height: float) -> CleanPolygon:
-    """Validate a GeoJSON Polygon against a slide of ``width`` x ``height`` level-0 px.
+    """Validate one GeoJSON Polygon against a slide of ``width`` x ``height`` level-0 px.
 
     Rejects: anything but ``{"type": "Polygon", "coordinates": [ring, ...]}``, non-numeric or
     non-finite coordinates, a ring with fewer than 3 distinct vertices, more than
     :data:`MAX_VERTICES` vertices, a point outside ``[0, width] x [0, height]`` and an invalid
     (e.g. self-intersecting) shape. Rings may come open or closed; they are stored closed.
     """
-    rings = _rings_of(geometry)
-    total = sum(len(r) for r in rings)
-    if total > MAX_VERTICES:
-        raise PolygonError(f"too many vertices: {total} (at most {MAX_VERTICES})")
-    clean_rings = [_clean_ring(ring, index) for index, ring in enumerate(rings)]
-    xs = [x for ring in clean_rings for x, _ in ring]
-    ys = [y for ring in clean_rings for _, y in ring]
-    min_x, min_y, max_x, max_y = min(xs), min(ys), max(xs), max(ys)
-    if min_x < 0 or min_y < 0 or max_x > width or max_y > height:
-        raise PolygonError(
-            f"a point lies outside the slide: the bounds are [0, {width:g}] x [0, {height:g}], "
-            f"the polygon spans [{min_x:g}, {max_x:g}] x [{min_y:g}, {max_y:g}]"
-        )
-    shape = Polygon(clean_rings[0], clean_rings[1:])
-    if not shape.is_valid:
-        raise PolygonError(f"invalid polygon: {explain_validity(shape)}")
-    if shape.area <= 0:
-        raise PolygonError("the polygon has no area")
-    return CleanPolygon(
-        geometry={"type": "Polygon", "coordinates": clean_rings},
-        min_x=min_x,
-        min_y=min_y,
-        max_x=max_x,
-        max_y=max_y,
-        area_px=float(shape.area),
-    )
+    result = clean_polygons([geometry], width=width, height=height)[0]
+    if isinstance(result, PolygonError):
+        raise result
+    return result
 
 
-def _rings_of(geometry: Any) -> list[Any]:
+def clean_polygons(
+    geometries: Sequence[Any], *, width: float, height: float
+) -> list[CleanPolygon | PolygonError]:
+    """:func:`clean_polygon` for many geometries: one result or error per input, in order."""
+    results: list[CleanPolygon | PolygonError | None] = [None] * len(geometries)
+    pending: list[tuple[int, _Rings]] = []
+    for index, geometry in enumerate(geometries):
+        try:
+            rings = _rings_of(geometry)
+            _check_bounds(rings, width, height)
+        except PolygonError as exc:
+            results[index] = exc
+        else:
+            pending.append((index, rings))
+    shapes = _shapes([rings for _, rings in pending])
+    valid = shapely.is_valid(shapes)
+    areas = shapely.area(shapes)
+    for (index, rings), shape, ok, area in zip(pending, shapes, valid, areas, strict=True):
+        if ok and area > 0:
+            results[index] = _clean(rings, float(area))
+        else:
+            results[index] = PolygonError(_why_invalid(rings, shape, ok))
+    return results  # type: ignore[return-value]
+
+
+@dataclass
+class _Rings:
+    """Closed rings as given (``lists``, for storing) and as float arrays (for checking)."""
+
+    lists: list[list[Any]]
+    arrays: list[np.ndarray]
+    lo: np.ndarray  # outer ring's (min_x, min_y)
+    hi: np.ndarray  # outer ring's (max_x, max_y)
+
+
+def _rings_of(geometry: Any) -> _Rings:
+    """Closed rings; raises for structure, numbers and vertex counts."""
     if not isinstance(geometry, dict) or geometry.get("type") != "Polygon":
         raise PolygonError('geometry must be a GeoJSON object {"type": "Polygon", ...}')
     rings = geometry.get("coordinates")
@@ -87,30 +109,81 @@ def _rings_of(geometry: Any) -> list[Any]:
         raise PolygonError("coordinates must be a non-empty list of rings")
     if not all(isinstance(r, list) for r in rings):
         raise PolygonError("each ring must be a list of [x, y] points")
-    return rings
+    total = sum(len(r) for r in rings)
+    if total > MAX_VERTICES:
+        raise PolygonError(f"too many vertices: {total} (at most {MAX_VERTICES})")
+    arrays = [_ring_array(ring, index) for index, ring in enumerate(rings)]
+    lists = [r if len(r) == len(a) else [*r, r[0]] for r, a in zip(rings, arrays, strict=True)]
+    return _Rings(lists, arrays, arrays[0].min(axis=0), arrays[0].max(axis=0))
 
 
-def _clean_ring(ring: list[Any], index: int) -> list[list[float]]:
-    """Closed ring of float [x, y] pairs; raises on bad numbers or < 3 distinct vertices."""
+def _ring_array(ring: list[Any], index: int) -> np.ndarray:
+    """A closed ``(N, 2)`` float64 ring from a list of [x, y] numbers."""
     where = "the outer ring" if index == 0 else f"hole {index}"
-    points: list[list[float]] = []
-    for point in ring:
-        if not isinstance(point, list | tuple) or len(point) != 2:
-            raise PolygonError(f"{where}: each point must be [x, y]")
-        x, y = point
-        if not _is_number(x) or not _is_number(y):
-            raise PolygonError(f"{where}: coordinates must be finite numbers, got {point!r}")
-        points.append([float(x), float(y)])
-    if points and points[0] == points[-1]:
-        points.pop()
-    if len({(x, y) for x, y in points}) < 3:
+    try:
+        # type() of every coordinate, in C: bool (an int subclass) and strings stand out.
+        kinds = set(map(type, chain.from_iterable(ring)))
+    except TypeError as exc:
+        raise PolygonError(f"{where}: each point must be [x, y]") from exc
+    if not kinds <= _NUMBER_TYPES:
+        raise PolygonError(f"{where}: coordinates must be finite numbers")
+    try:
+        points = np.array(ring, dtype=np.float64)
+    except ValueError as exc:
+        raise PolygonError(f"{where}: each point must be [x, y]") from exc
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise PolygonError(f"{where}: each point must be [x, y]")
+    if not math.isfinite(points.sum()):
+        raise PolygonError(f"{where}: coordinates must be finite numbers")
+    closed = len(points) > 1 and points[0, 0] == points[-1, 0] and points[0, 1] == points[-1, 1]
+    if len(points) - closed < 3:
         raise PolygonError(f"{where} has fewer than 3 distinct vertices")
-    points.append(list(points[0]))
-    return points
+    return points if closed else np.vstack([points, points[:1]])
 
 
-def _is_number(value: Any) -> bool:
-    # bool is an int subclass in Python, but true/false are not coordinates.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return math.isfinite(value)
+def _shapes(batch: list[_Rings]) -> np.ndarray:
+    """GEOS polygons for a batch; exteriors are built in one vectorised call."""
+    if not batch:
+        return np.zeros(0, dtype=object)
+    coords = np.concatenate([rings.arrays[0] for rings in batch])
+    index = np.repeat(np.arange(len(batch)), [len(rings.arrays[0]) for rings in batch])
+    shapes = shapely.polygons(shapely.linearrings(coords, indices=index))
+    for i, rings in enumerate(batch):
+        if len(rings.arrays) > 1:
+            shapes[i] = shapely.polygons(rings.arrays[0], holes=rings.arrays[1:])
+    return shapes
+
+
+def _check_bounds(rings: _Rings, width: float, height: float) -> None:
+    (x0, y0), (x1, y1) = rings.lo, rings.hi
+    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+        raise PolygonError(
+            f"a point lies outside the slide: the bounds are [0, {width:g}] x [0, {height:g}], "
+            f"the polygon spans [{x0:g}, {x1:g}] x [{y0:g}, {y1:g}]"
+        )
+    for hole in rings.arrays[1:]:
+        if hole.min() < 0 or hole[:, 0].max() > width or hole[:, 1].max() > height:
+            raise PolygonError("a hole's point lies outside the slide")
+
+
+def _why_invalid(rings: _Rings, shape: shapely.Polygon, valid: bool) -> str:
+    for index, ring in enumerate(rings.arrays):
+        # Only now, on the failure path, is it worth counting distinct vertices.
+        if len(np.unique(ring[:-1], axis=0)) < 3:
+            where = "the outer ring" if index == 0 else f"hole {index}"
+            return f"{where} has fewer than 3 distinct vertices"
+    if valid:
+        return "the polygon has no area"
+    return f"invalid polygon: {explain_validity(shape)}"
+
+
+def _clean(rings: _Rings, area: float) -> CleanPolygon:
+    (min_x, min_y), (max_x, max_y) = rings.lo, rings.hi
+    return CleanPolygon(
+        geometry={"type": "Polygon", "coordinates": rings.lists},
+        min_x=float(min_x),
+        min_y=float(min_y),
+        max_x=float(max_x),
+        max_y=float(max_y),
+        area_px=area,
+    )

@@ -186,6 +186,17 @@ def test_bulk_saves_every_item_and_answers_ids_in_order(as_user, member, slide):
     stored = Annotation.objects.in_bulk(ids)
     assert [stored[i].min_x for i in ids] == [60.0 + 90 * (i % 20) for i in range(300)]
     assert AnnotationEvent.objects.filter(annotation_id__in=ids, action="create").count() == 300
+    last = AnnotationEvent.objects.get(annotation_id=ids[-1])
+    assert last.after == {
+        "geometry": items[-1]["geometry"],
+        "label": "lymphocyte",
+        "tile_col": None,
+        "tile_row": None,
+        "is_deleted": False,
+    }
+    assert (last.user, last.version, last.before) == (member, 1, None)
+    listed = api.get(f"/api/annotations/?slide={slide.pk}&stage=cell").json()
+    assert [a["geometry"] for a in listed] == [i["geometry"] for i in items]
 
 
 def test_bulk_is_all_or_nothing_with_errors_per_item(as_user, member, slide):

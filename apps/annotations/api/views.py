@@ -304,7 +304,7 @@ class AnnotationViewSet(BlindedViewSet):
             aset=aset, user=request.user, items=data["items"]
         )
         return Response(
-            {"set": aset.pk, "created": len(created), "ids": [a.pk for a in created]},
+            {"set": aset.pk, "created": len(created), "ids": created},
             status=status.HTTP_201_CREATED,
         )
 

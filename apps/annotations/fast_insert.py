@@ -1,0 +1,135 @@
+"""Writing thousands of new annotations, and their ``create`` events, in one go.
+
+On PostgreSQL the rows stream in with COPY: ids are reserved from the table's sequence first,
+so the events can point at their annotations, and each geometry is encoded to JSON once and
+reused in its event. Django's ``bulk_create`` binds and quotes every value in Python and builds
+a model instance per row, which costs seconds for 5,000 polygons of 60 vertices; it remains the
+path for small batches and for other databases (SQLite in development).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
+from django.utils import timezone
+
+from .history import new_state_json, state_of
+from .models import Annotation, AnnotationEvent, AnnotationSet, EventAction
+
+#: Below this many rows the ORM is as fast, and simpler.
+COPY_MIN_ROWS = 200
+
+_ANNOTATION_COLUMNS = (
+    "id",
+    "set",
+    "geometry",
+    "label",
+    "tile_col",
+    "tile_row",
+    "min_x",
+    "min_y",
+    "max_x",
+    "max_y",
+    "area_px",
+    "probabilities",
+    "version",
+    "is_deleted",
+    "created_by",
+    "created_at",
+    "updated_at",
+)
+_EVENT_COLUMNS = ("annotation", "user", "at", "action", "before", "after", "version")
+
+
+def insert_new(
+    rows: Sequence[dict[str, Any]], *, aset: AnnotationSet, user: AbstractBaseUser
+) -> list[int]:
+    """Insert new annotations (version 1) and one create event each; returns their ids.
+
+    ``rows`` hold validated model fields: geometry, label, tile_col, tile_row, min_x, min_y,
+    max_x, max_y, area_px, probabilities. Must run inside the caller's transaction.
+    """
+    if connection.vendor == "postgresql" and len(rows) >= COPY_MIN_ROWS:
+        return _copy_in(rows, aset, user)
+    created = Annotation.objects.bulk_create(
+        Annotation(set=aset, created_by=user, **fields) for fields in rows
+    )
+    AnnotationEvent.objects.bulk_create(
+        AnnotationEvent(
+            annotation=a, user=user, action=EventAction.CREATE, after=state_of(a), version=1
+        )
+        for a in created
+    )
+    return [a.pk for a in created]
+
+
+def _copy_in(
+    rows: Sequence[dict[str, Any]], aset: AnnotationSet, user: AbstractBaseUser
+) -> list[int]:
+    now = timezone.now()
+    ids = _reserve_ids(len(rows))
+    geometries = [json.dumps(r["geometry"]) for r in rows]
+    with _copy(Annotation, _ANNOTATION_COLUMNS) as copy:
+        for pk, r, geometry in zip(ids, rows, geometries, strict=True):
+            copy.write_row(
+                (
+                    pk,
+                    aset.pk,
+                    geometry,
+                    r["label"],
+                    r["tile_col"],
+                    r["tile_row"],
+                    r["min_x"],
+                    r["min_y"],
+                    r["max_x"],
+                    r["max_y"],
+                    r["area_px"],
+                    _json_or_none(r["probabilities"]),
+                    1,
+                    False,
+                    user.pk,
+                    now,
+                    now,
+                )
+            )
+    with _copy(AnnotationEvent, _EVENT_COLUMNS) as copy:
+        for pk, r, geometry in zip(ids, rows, geometries, strict=True):
+            after = new_state_json(r, geometry)
+            copy.write_row((pk, user.pk, now, EventAction.CREATE, None, after, 1))
+    return ids
+
+
+class _copy:
+    """``COPY table (columns) FROM STDIN`` on Django's connection, as a context manager."""
+
+    def __init__(self, model: type, fields: Sequence[str]) -> None:
+        columns = ", ".join(model._meta.get_field(name).column for name in fields)
+        self.sql = f"COPY {model._meta.db_table} ({columns}) FROM STDIN"
+
+    def __enter__(self):
+        self._cursor = connection.cursor()
+        self._copy = self._cursor.cursor.copy(self.sql)
+        return self._copy.__enter__()
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            self._copy.__exit__(*exc_info)
+        finally:
+            self._cursor.close()
+
+
+def _reserve_ids(count: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [Annotation._meta.db_table, count],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def _json_or_none(value: object) -> str | None:
+    return None if value is None else json.dumps(value)
