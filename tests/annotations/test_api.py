@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from apps.annotations.models import Annotation, AnnotationEvent
@@ -256,3 +257,46 @@ def test_the_schema_documents_the_annotation_endpoints(as_user, member):
         "/api/projects/{project_pk}/label-classes/",
     ]:
         assert path in schema["paths"], path
+
+
+@pytest.mark.skipif(
+    "sqlite" in settings.DATABASES["default"]["ENGINE"],
+    reason="SQLite's in-memory test database locks whole tables across threads without waiting",
+)
+@pytest.mark.django_db(transaction=True)
+def test_truly_simultaneous_edits_serialise_to_one_win_and_one_409(member, slide):
+    """Two threads PATCH the same version at once: the row lock lets exactly one through."""
+    import threading
+
+    from django.db import connection
+
+    setup = APIClient()
+    setup.force_authenticate(member)
+    cell = add_cell(setup, own_set(setup, slide, "cell"), 800, 800)
+    barrier = threading.Barrier(2)
+    statuses: dict[str, int] = {}
+
+    def edit(label: str) -> None:
+        client = APIClient()
+        client.force_authenticate(member)
+        barrier.wait()
+        response = client.patch(
+            f"/api/annotations/{cell['id']}/", {"version": 1, "label": label}, format="json"
+        )
+        statuses[label] = response.status_code
+        connection.close()
+
+    threads = [threading.Thread(target=edit, args=(label,)) for label in ("lymphocyte", "monocyte")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses.values()) == [200, 409]
+    winner = next(label for label, code in statuses.items() if code == 200)
+    stored = Annotation.objects.get(pk=cell["id"])
+    assert (stored.label, stored.version) == (winner, 2)
+    actions = list(
+        AnnotationEvent.objects.filter(annotation=stored).values_list("action", flat=True)
+    )
+    assert sorted(actions) == ["conflict", "create", "update"]
