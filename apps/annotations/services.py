@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -457,7 +457,11 @@ def _update(
         raise InvalidAnnotation("the annotation is deleted; restore it before editing")
     before = state_of(annotation)
     item = {**before, **{k: v for k, v in changes.items() if k in {"geometry", "label"}}}
-    fields = _clean_item(_Context.of(annotation.set), item)
+    ctx = _Context.of(annotation.set)
+    if annotation.label:
+        # Keeping a label that was retired since is not a new use of it: the outline may move.
+        ctx = replace(ctx, label_keys=ctx.label_keys | {annotation.label})
+    fields = _clean_item(ctx, item)
     fields.pop("probabilities")
     for name, value in fields.items():
         setattr(annotation, name, value)

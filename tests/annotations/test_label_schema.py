@@ -76,11 +76,21 @@ def test_retired_class_is_refused_for_new_labels_but_kept_on_old_ones(
         {"version": 1, "geometry": polygon(700, 700)},
         format="json",
     )
-    assert moved.status_code == 400  # an edit must not silently keep a retired class either
+    assert (
+        moved.status_code == 200 and moved.json()["label"] == "smudge_cell"
+    )  # moving is not a new use
+    swapped = api.patch(
+        f"/api/annotations/{old['id']}/", {"version": 2, "label": "smudge_cell"}, format="json"
+    )
+    assert swapped.status_code == 200  # re-sending the label it already has is fine too
     relabelled = api.patch(
-        f"/api/annotations/{old['id']}/", {"version": 1, "label": "lymphocyte"}, format="json"
+        f"/api/annotations/{old['id']}/", {"version": 3, "label": "lymphocyte"}, format="json"
     )
     assert relabelled.status_code == 200
+    back = api.patch(
+        f"/api/annotations/{old['id']}/", {"version": 4, "label": "smudge_cell"}, format="json"
+    )
+    assert back.status_code == 400 and "retired" in back.json()["detail"]
     assert (
         api.get(f"/api/annotations/{old['id']}/history/").json()[0]["after"]["label"]
         == "smudge_cell"

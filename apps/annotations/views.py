@@ -1,0 +1,47 @@
+"""The annotation pages: the workspace (one stage of one slide) and the cell gallery.
+
+Thin views: they find the slide among the user's projects and hand ids to the page through
+``data-*`` attributes; everything else (annotations, tasks, blinding) comes from the JSON API.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+
+from apps.slides.models import Slide, SlideStatus
+
+from .models import Stage
+
+STAGE_TABS = [(Stage.ROI, "ROI"), (Stage.TOI, "Tiles (TOI)"), (Stage.CELL, "Cells")]
+
+
+def _visible_slide(request: HttpRequest, slide_id: int) -> Slide:
+    return get_object_or_404(
+        Slide.objects.visible_to(request.user).select_related("project"), pk=slide_id
+    )
+
+
+@login_required
+def annotate(request: HttpRequest, slide_id: int) -> HttpResponse:
+    slide = _visible_slide(request, slide_id)
+    stage = request.GET.get("stage", Stage.ROI)
+    if stage not in Stage.values:
+        return redirect(f"{reverse('annotations:annotate', args=[slide.pk])}?stage={Stage.ROI}")
+    context = {
+        "slide": slide,
+        "stage": stage,
+        "stage_name": Stage(stage).label,
+        "tabs": STAGE_TABS,
+        "role": slide.project.role_of(request.user) or "",
+        "ready": slide.status == SlideStatus.READY,
+    }
+    return render(request, "annotations/annotate.html", context)
+
+
+@login_required
+def gallery(request: HttpRequest, slide_id: int) -> HttpResponse:
+    slide = _visible_slide(request, slide_id)
+    return render(request, "annotations/gallery.html", {"slide": slide})
