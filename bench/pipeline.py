@@ -8,7 +8,8 @@ Run from the repository root: ``python -m bench.pipeline``. Prints ONE JSON line
 - ``bounded``: how many tiles each measurement used. On a CPU these are small so the bench
   ends in a few minutes (SAM ViT-B takes tens of seconds per tile there); a GPU gets more;
 - ``estimate_full_slide_s``: the per-stage rates extrapolated to every candidate tile of the
-  slide, labelled as an estimate (it is not a measured full run);
+  slide, labelled as an estimate (it is not a measured full run); the models' figure uses SAM
+  with nucleus prompts;
 - ``peak_rss_mb``: the process's peak resident memory, all models loaded;
 - ``bccd``: the baseline cell segmenter's recall50 / recall75 / false detections per image on
   the 74 BCCD photos (the issue's bar: >= 0.95, >= 0.70, <= 0.3).
@@ -42,7 +43,14 @@ from ml.models.build import build_model  # noqa: E402
 from ml.models.predictors import CellClassifier, RoiPredictor, TilePredictor  # noqa: E402
 from ml.models.sam_everything import SamEverything  # noqa: E402
 from ml.slide import SlideReader, open_slide  # noqa: E402
-from ml.stages.cells import BaselineSegmenter, Cell, MaskCrop, cells_in_window  # noqa: E402
+from ml.stages.cells import (  # noqa: E402
+    BaselineSegmenter,
+    Cell,
+    MaskCrop,
+    NucleatedFilter,
+    cells_in_window,
+    nucleus_prompts,
+)
 from ml.stages.reader import clipped_window, stream_windows  # noqa: E402
 from ml.stages.roi import RoiResult, RoiStage  # noqa: E402
 from ml.stages.toi import ToiStage, candidate_tiles  # noqa: E402
@@ -144,23 +152,34 @@ def bench_cells_baseline(
 
 
 def bench_sam(slide: SlideReader, tiles: Sequence[Tile], device: torch.device) -> dict:
-    generator = SamEverything(
-        build_model("sam_vit_b"), device, points_per_batch=256 if device.type == "cuda" else 64
-    )
-    images = [
-        image
-        for _, image in stream_windows(
-            slide, [clipped_window(t, t.box, MARGIN, slide.dimensions) for t in tiles]
-        )
-    ]
-    if device.type == "cuda":
+    """SAM ViT-B on level-0 tiles: image embedding, then the mask decoder for two prompt modes.
+
+    Nucleus prompts are decoded in full. The 32 x 32 grid of everything mode costs ~1,000
+    decoder passes per tile (minutes on a CPU), so on a CPU an 8 x 8 grid is timed and scaled
+    by 16 (the decoder's cost is linear in the number of prompts); a GPU decodes the full grid.
+    """
+    gpu = device.type == "cuda"
+    generator = SamEverything(build_model("sam_vit_b"), device, points_per_batch=256 if gpu else 16)
+    windows = [clipped_window(t, t.box, MARGIN, slide.dimensions) for t in tiles]
+    images = [image for _, image in stream_windows(slide, windows)]
+    hws = [i.shape[:2] for i in images]
+    if gpu:
         generator.generate(images[:1])  # warm-up
-    _, t_embed = _timed(lambda: generator.embed(images), device)
-    _, t_all = _timed(lambda: generator.generate(images), device)
+    embeddings, t_embed = _timed(lambda: generator.embed(images), device)
+    prompts = [nucleus_prompts(i, NucleatedFilter(), 0.1) for i in images]
+    _, t_nuclei = _timed(lambda: generator.decode(embeddings, hws, prompts), device)
+    generator.points_per_side = 32 if gpu else 8
+    _, t_grid = _timed(lambda: generator.decode(embeddings, hws), device)
+    grid_scale = (32 / generator.points_per_side) ** 2
+    n = len(images)
     return {
-        "sam_vit_b_tiles_per_s": round(len(images) / t_all, 4),
-        "sam_vit_b_embed_s_per_tile": round(t_embed / len(images), 3),
-        "sam_vit_b_points_per_tile": generator.points_per_side**2,
+        "sam_vit_b_embed_s_per_tile": round(t_embed / n, 3),
+        "sam_vit_b_nuclei_prompts_per_tile": round(sum(len(p) for p in prompts) / n, 1),
+        "sam_vit_b_nuclei_decode_s_per_tile": round(t_nuclei / n, 3),
+        "sam_vit_b_nuclei_tiles_per_s": round(n / (t_embed + t_nuclei), 4),
+        "sam_vit_b_grid1024_decode_s_per_tile": round(t_grid * grid_scale / n, 3),
+        "sam_vit_b_grid1024_decode_measured": not grid_scale > 1,
+        "sam_vit_b_grid1024_tiles_per_s": round(n / (t_embed + t_grid * grid_scale), 4),
     }
 
 
@@ -213,7 +232,7 @@ def _estimate(n_candidates: int, stages: dict[str, Any]) -> dict[str, float | No
         "models_s": round(
             stages["thumbnail_s"]
             + n_candidates / toi["tcnet_tiles_per_s"]
-            + n_candidates / cells["sam_vit_b_tiles_per_s"]
+            + n_candidates / cells["sam_vit_b_nuclei_tiles_per_s"]
             + (n_candidates * per_tile_cells / mae if mae else 0.0),
             1,
         ),

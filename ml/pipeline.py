@@ -56,8 +56,11 @@ Progress = Callable[[str, int, int], None]
 class PipelineConfig:
     """Every knob of a run. Sizes in level-0 px unless named otherwise.
 
-    ``tile_batch`` / ``crop_batch`` / ``reader_workers`` of ``None`` pick per device (bigger on
-    a GPU). ``max_tiles`` caps how many TOIs (the best-scoring) go to cell segmentation, for
+    ``tile_batch`` / ``crop_batch`` / ``reader_workers`` / ``sam_points_per_batch`` of ``None``
+    pick per device (bigger on a GPU; SAM's decoder holds ``points x 4096 x 2048`` MLP
+    activations per batch, so the CPU default stays small to bound memory).
+    ``sam_prompts`` is ``"grid"`` (everything mode, as published) or ``"nuclei"`` (one prompt per
+    nucleus-stained blob; see :class:`ml.stages.cells.SamSegmenter`). ``max_tiles`` caps how many TOIs (the best-scoring) go to cell segmentation, for
     previews and benchmarks; the result says so when it applied.
     """
 
@@ -72,10 +75,11 @@ class PipelineConfig:
     review_threshold: float = 0.60
     cross_tile_iou: float = 0.5
     sam_points_per_side: int = 32
-    sam_points_per_batch: int = 64
+    sam_points_per_batch: int | None = None
     sam_pred_iou_thresh: float = 0.88
     sam_stability_thresh: float = 0.95
     sam_box_nms_thresh: float = 0.7
+    sam_prompts: str = "grid"
     cell_filter: NucleatedFilter = NucleatedFilter()
     tile_batch: int | None = None
     crop_batch: int | None = None
@@ -92,6 +96,7 @@ class PipelineConfig:
             tile_batch=self.tile_batch or (8 if gpu else 1),
             crop_batch=self.crop_batch or (256 if gpu else 32),
             reader_workers=self.reader_workers or (6 if gpu else 2),
+            sam_points_per_batch=self.sam_points_per_batch or (256 if gpu else 16),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -254,7 +259,7 @@ def _segmenter(card: ModelCard | None, device: torch.device, config: PipelineCon
         model,
         device,
         points_per_side=config.sam_points_per_side,
-        points_per_batch=config.sam_points_per_batch,
+        points_per_batch=config.sam_points_per_batch or 16,
         pred_iou_thresh=config.sam_pred_iou_thresh,
         stability_score_thresh=config.sam_stability_thresh,
         box_nms_thresh=config.sam_box_nms_thresh,
@@ -262,7 +267,7 @@ def _segmenter(card: ModelCard | None, device: torch.device, config: PipelineCon
     source = StageSource(
         "model", card.name, {**card.summary(), "filter": filter_summary(config.cell_filter)}
     )
-    return SamSegmenter(generator, source, config.cell_filter)
+    return SamSegmenter(generator, source, config.cell_filter, config.sam_prompts)
 
 
 def analyse(

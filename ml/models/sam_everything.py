@@ -88,13 +88,29 @@ class SamEverything:
     def img_size(self) -> int:
         return int(self.model.image_encoder.img_size)
 
-    def generate(self, images: Sequence[np.ndarray]) -> list[SamMasks]:
-        """Masks for each ``(H, W, 3)`` uint8 RGB image; the images are embedded as one batch."""
+    def generate(
+        self, images: Sequence[np.ndarray], points: Sequence[np.ndarray] | None = None
+    ) -> list[SamMasks]:
+        """Masks for each ``(H, W, 3)`` uint8 RGB image; the images are embedded as one batch.
+
+        ``points``, when given, holds each image's own ``(N, 2)`` prompts (x, y image px)
+        instead of the regular grid.
+        """
         if not images:
             return []
-        embeddings = self.embed(images)
+        return self.decode(self.embed(images), [image.shape[:2] for image in images], points)
+
+    def decode(
+        self,
+        embeddings: torch.Tensor,
+        image_hws: Sequence[tuple[int, int]],
+        points: Sequence[np.ndarray] | None = None,
+    ) -> list[SamMasks]:
+        """Masks from :meth:`embed`'s output; ``image_hws`` are the original images' ``(H, W)``."""
+        prompts = points if points is not None else [None] * len(image_hws)
         return [
-            self._masks_for(emb, img.shape[:2]) for emb, img in zip(embeddings, images, strict=True)
+            self._masks_for(emb, hw, pts)
+            for emb, hw, pts in zip(embeddings, image_hws, prompts, strict=True)
         ]
 
     def embed(self, images: Sequence[np.ndarray]) -> torch.Tensor:
@@ -108,25 +124,36 @@ class SamEverything:
         with inference_mode(self.device):
             return self.model.image_encoder(torch.stack(batch)).float()
 
-    def _masks_for(self, embedding: torch.Tensor, image_hw: tuple[int, int]) -> SamMasks:
+    def _masks_for(
+        self, embedding: torch.Tensor, image_hw: tuple[int, int], points: np.ndarray | None
+    ) -> SamMasks:
         input_hw = resize_longest_side_shape(*image_hw, self.img_size)
         kept: _LowRes | None = None
-        for points in self._point_batches(image_hw, input_hw):
-            found = self._decode(embedding, points, input_hw)
+        for batch in self._point_batches(image_hw, input_hw, points):
+            found = self._decode(embedding, batch, input_hw)
             kept = found if kept is None else self._merge(kept, found)
         if kept is None or len(kept.scores) == 0:
             return SamMasks(np.zeros((0, 4)), [], np.zeros(0), np.zeros(0))
         return self._upsample(kept, image_hw, input_hw)
 
     def _point_batches(
-        self, image_hw: tuple[int, int], input_hw: tuple[int, int]
+        self,
+        image_hw: tuple[int, int],
+        input_hw: tuple[int, int],
+        points: np.ndarray | None = None,
     ) -> list[torch.Tensor]:
-        """The prompt grid (cell centres of an ``n x n`` grid) in model-input px, in batches."""
-        n = self.points_per_side
-        centres = (np.arange(n) + 0.5) / n
-        xs, ys = np.meshgrid(centres * input_hw[1], centres * input_hw[0])
-        points = torch.as_tensor(np.stack([xs.ravel(), ys.ravel()], axis=1), dtype=torch.float32)
-        return list(points.to(self.device).split(self.points_per_batch))
+        """Prompts in model-input px, in batches: ``points`` (image px) or, when ``None``, the
+        centres of an ``n x n`` grid over the image."""
+        if points is None:
+            n = self.points_per_side
+            centres = (np.arange(n) + 0.5) / n
+            xs, ys = np.meshgrid(centres * input_hw[1], centres * input_hw[0])
+            grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        else:
+            scale = np.array([input_hw[1] / image_hw[1], input_hw[0] / image_hw[0]])
+            grid = np.asarray(points, dtype=np.float64).reshape(-1, 2) * scale
+        prompts = torch.as_tensor(grid, dtype=torch.float32, device=self.device)
+        return list(prompts.split(self.points_per_batch))
 
     def _decode(
         self, embedding: torch.Tensor, points: torch.Tensor, input_hw: tuple[int, int]

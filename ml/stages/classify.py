@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from ml.cards import ModelCard, load_model
-from ml.count import REVIEW_THRESHOLD, review_flags
+from ml.count import REVIEW_THRESHOLD, UNCLASSIFIED, review_flags
 from ml.models.predictors import CellClassifier
-from ml.stages.cells import UNCLASSIFIED, Cell, MaskCrop
+from ml.stages.cells import Cell, MaskCrop
 from ml.stages.common import StageSource
 
 

@@ -173,3 +173,17 @@ def test_a_crop_past_the_image_edge_keeps_its_size_and_content() -> None:
     assert crop.shape == (64, 64, 3)
     # The in-image part of the crop is the image's corner, resized 80 -> 64.
     assert abs(float(crop[16:48, 16:48].mean()) - float(image[440:480, 600:640].mean())) < 25
+
+
+def test_explicit_prompts_replace_the_grid_one_decoder_query_each() -> None:
+    image, boxes = _photo()
+    sam = build_model("sam_tiny")
+    seen: list[int] = []
+    sam.prompt_encoder.register_forward_hook(
+        lambda module, args, kwargs, out: seen.append(out[0].shape[0]), with_kwargs=True
+    )
+    generator = SamEverything(sam, CPU, points_per_batch=2)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    points = np.concatenate([centres, [[10.0, 10.0], [600.0, 400.0]]])
+    generator.generate([image], [points])
+    assert sum(seen) == len(points) and max(seen) <= 2

@@ -22,6 +22,7 @@ from ml.stages.cells import (
     cells_in_window,
     dedup_across_tiles,
     label_image_to_crops,
+    nucleus_prompts,
 )
 from ml.stages.reader import Window
 from tests.ml.data import BCCD_DIR
@@ -144,3 +145,22 @@ def test_a_white_cell_cut_by_a_tile_border_is_counted_once(bccd_slide: Path) -> 
     assert Tile(*owner.tile, x=owner.tile[0] * 300, y=owner.tile[1] * 300, w=300, h=300).contains(
         owner.centroid
     )[0]
+
+
+def test_nucleus_prompts_fall_on_white_cells_and_never_on_red_cells() -> None:
+    on_wbc = total = 0
+    for sample in load_bccd(BCCD_DIR)[:20]:
+        points = nucleus_prompts(sample.image(), NucleatedFilter(), BCCD_MPP)
+        inside = [
+            (
+                (points[:, 0] >= b[0])
+                & (points[:, 0] < b[2])
+                & (points[:, 1] >= b[1])
+                & (points[:, 1] < b[3])
+            )
+            for b in sample.boxes["WBC"]
+        ]
+        assert all(hit.any() for hit in inside), f"a white cell of {sample.stem} got no prompt"
+        on_wbc += int(np.any(inside, axis=0).sum()) if inside else 0
+        total += len(points)
+    assert on_wbc / total > 0.9

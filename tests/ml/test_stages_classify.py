@@ -7,10 +7,11 @@ import torch
 
 from ml.cards import ModelCard, Normalisation
 from ml.classes import DEFAULT_CLASSES, class_keys
+from ml.count import UNCLASSIFIED
 from ml.datasets.bccd import load_bccd
 from ml.models.build import build_model
 from ml.models.predictors import CellClassifier
-from ml.stages.cells import UNCLASSIFIED, Cell, MaskCrop
+from ml.stages.cells import Cell, MaskCrop
 from ml.stages.classify import ClassifyStage
 from tests.ml.data import BCCD_DIR
 
