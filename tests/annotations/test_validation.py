@@ -72,3 +72,34 @@ def test_polygon_with_a_hole_is_accepted_and_its_area_excludes_the_hole():
     hole = [[40, 40], [60, 40], [60, 60], [40, 60], [40, 40]]
     clean = clean_polygon({"type": "Polygon", "coordinates": [outer, hole]}, **SLIDE)
     assert clean.area_px == pytest.approx(10000 - 400)
+
+
+def test_a_batch_gives_each_geometry_its_own_result_in_order():
+    from apps.annotations.validation import clean_polygons
+
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [100, 100], [100, 0], [0, 100]]]}
+    text = {"type": "Polygon", "coordinates": [[["a", 1], [2, 3], [4, 5], [6, 7]]]}
+    outside = polygon(2200, 100, r=40)
+    batch = [
+        polygon(100, 100),
+        bowtie,
+        polygon(300, 300, n=60),
+        text,
+        outside,
+        polygon(500, 500, n=20),
+    ]
+    results = clean_polygons(batch, **SLIDE)
+    assert [type(r).__name__ for r in results] == [
+        "CleanPolygon",
+        "PolygonError",
+        "CleanPolygon",
+        "PolygonError",
+        "PolygonError",
+        "CleanPolygon",
+    ]
+    assert "Self-intersection" in results[1].reason
+    assert "finite numbers" in results[3].reason
+    assert "outside the slide" in results[4].reason
+    assert results[2].bbox == pytest.approx((260.0, 260.0, 340.0, 340.0), abs=0.01)
+    alone = [clean_polygon(g, **SLIDE) for g in (batch[0], batch[2], batch[5])]
+    assert [results[0], results[2], results[5]] == alone
