@@ -22,6 +22,8 @@ from .models import Annotation, AnnotationEvent, AnnotationSet, EventAction
 
 #: Below this many rows the ORM is as fast, and simpler.
 COPY_MIN_ROWS = 200
+# Compact separators: a tenth less text to encode here and to parse in PostgreSQL.
+_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 _ANNOTATION_COLUMNS = (
     "id",
@@ -72,7 +74,7 @@ def _copy_in(
 ) -> list[int]:
     now = timezone.now()
     ids = _reserve_ids(len(rows))
-    geometries = [json.dumps(r["geometry"]) for r in rows]
+    geometries = [_encode(r["geometry"]) for r in rows]
     with _copy(Annotation, _ANNOTATION_COLUMNS) as copy:
         for pk, r, geometry in zip(ids, rows, geometries, strict=True):
             copy.write_row(
@@ -132,4 +134,4 @@ def _reserve_ids(count: int) -> list[int]:
 
 
 def _json_or_none(value: object) -> str | None:
-    return None if value is None else json.dumps(value)
+    return None if value is None else _encode(value)

@@ -100,8 +100,7 @@ class AnnotationSet(models.Model):
 class Annotation(models.Model):
     """A polygon in level-0 slide px with a label; versioned, soft-deleted."""
 
-    # No index of its own: the composite indexes below all start with ``set``, and every index
-    # is paid for on each of the thousands of rows a bulk save writes.
+    # No index of its own: the composite index below starts with ``set``.
     set = models.ForeignKey(
         AnnotationSet, on_delete=models.CASCADE, related_name="annotations", db_index=False
     )
@@ -130,11 +129,9 @@ class Annotation(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [
-            models.Index(fields=["set", "is_deleted"], name="annotation_set_live"),
-            models.Index(fields=["set", "min_x", "min_y"], name="annotation_set_bbox"),
-            models.Index(fields=["set", "label"], name="annotation_set_label"),
-        ]
+        # One index: it serves every read by set (lists, viewport boxes, gallery filters),
+        # and each extra index is paid on every row of a 5,000-cell bulk save.
+        indexes = [models.Index(fields=["set", "min_x", "min_y"], name="annotation_set_bbox")]
 
     def __str__(self) -> str:
         return f"annotation {self.pk} v{self.version} ({self.label or 'unlabelled'})"
