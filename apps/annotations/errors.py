@@ -78,3 +78,11 @@ class ImportFailed(AnnotationError):
 
 class InvalidLabelClass(AnnotationError):
     """A label class field that breaks the schema's rules (400)."""
+
+
+class SamNotInstalled(AnnotationError):
+    """No usable Segment Anything checkpoint (503); ``message`` tells an admin where to put one."""
+
+
+class NothingFound(AnnotationError):
+    """Segment Anything proposed no region at the click (422)."""

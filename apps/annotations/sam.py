@@ -33,7 +33,7 @@ from ml.geometry import Frame, mask_to_polygons
 from ml.models.sam import build_sam_vit_b, build_sam_vit_h, build_sam_vit_l
 from ml.slide import SlideReader
 
-from .errors import AnnotationError
+from .errors import NothingFound, SamNotInstalled
 from .validation import MAX_VERTICES
 
 #: Side of the level-0 region embedded around a click (SAM's own input size).
@@ -49,14 +49,6 @@ OFFICIAL_BUILDERS: dict[str, Callable[[], Sam]] = {
     "vit_h": build_sam_vit_h,
 }
 _ARCH_IN_NAME = re.compile(r"vit_([blh])")
-
-
-class SamNotInstalled(AnnotationError):
-    """No usable checkpoint (503). ``message`` tells an admin where to put one."""
-
-
-class NothingFound(AnnotationError):
-    """SAM proposed no region at the click (422)."""
 
 
 @dataclass(frozen=True)

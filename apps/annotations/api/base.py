@@ -22,6 +22,8 @@ from apps.annotations.errors import (
     BulkInvalid,
     LabelInUse,
     NotAllowed,
+    NothingFound,
+    SamNotInstalled,
     StaleVersion,
     TaskStateError,
     TileTaken,
@@ -30,7 +32,16 @@ from apps.annotations.errors import (
 from .serializers import AnnotationSerializer
 
 
-class BlindedViewSet(ProjectScopedViewSet):
+class AnnotationErrorsMixin:
+    """Answers annotation errors through :func:`error_response`, for any view."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, AnnotationError):
+            return error_response(exc)
+        return super().handle_exception(exc)  # type: ignore[misc]
+
+
+class BlindedViewSet(AnnotationErrorsMixin, ProjectScopedViewSet):
     #: Lookup path from the model to AnnotationSet ("" when the model is AnnotationSet).
     set_path: str = "set"
 
@@ -40,20 +51,6 @@ class BlindedViewSet(ProjectScopedViewSet):
         if not self.set_path:
             return queryset.filter(pk__in=visible)
         return queryset.filter(**{f"{self.set_path}__in": visible})
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, AnnotationError):
-            return error_response(exc)
-        return super().handle_exception(exc)
-
-
-class AnnotationErrorsMixin:
-    """For views outside the blinded querysets (TOI grid, SAM): the same error mapping."""
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, AnnotationError):
-            return error_response(exc)
-        return super().handle_exception(exc)  # type: ignore[misc]
 
 
 def error_response(exc: AnnotationError) -> Response:
@@ -72,6 +69,11 @@ def error_response(exc: AnnotationError) -> Response:
         code = status.HTTP_409_CONFLICT
     elif isinstance(exc, NotAllowed):
         code = status.HTTP_403_FORBIDDEN
+    elif isinstance(exc, SamNotInstalled):
+        body |= {"installed": False, "model": None}
+        code = status.HTTP_503_SERVICE_UNAVAILABLE
+    elif isinstance(exc, NothingFound):
+        code = status.HTTP_422_UNPROCESSABLE_ENTITY
     return Response(body, status=code)
 
 

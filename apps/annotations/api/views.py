@@ -435,20 +435,12 @@ class SamProposeView(AnnotationErrorsMixin, APIView):
         # Imported here: torch and segment_anything load only when someone asks for SAM.
         from apps.annotations import sam
 
-        try:
-            assist = sam.get_assist()
-        except sam.SamNotInstalled as exc:
-            return Response(
-                {"detail": exc.message, "installed": False, "model": None},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            )
-        reader = handles.get(slide.viewable_file).reader
-        try:
-            proposal = assist.propose(
-                reader, slide.sha256, form.validated_data["x"], form.validated_data["y"]
-            )
-        except sam.NothingFound as exc:
-            return Response({"detail": exc.message}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        proposal = sam.get_assist().propose(
+            handles.get(slide.viewable_file).reader,
+            slide.sha256,
+            form.validated_data["x"],
+            form.validated_data["y"],
+        )
         return Response(
             {"polygon": proposal.polygon, "score": proposal.score, "cached": proposal.cached}
         )
