@@ -10,7 +10,11 @@ Run from the repository root: ``python -m bench.pipeline``. Prints ONE JSON line
 - ``estimate_full_slide_s``: the per-stage rates extrapolated to every candidate tile of the
   slide, labelled as an estimate (it is not a measured full run); the models' figure uses SAM
   with nucleus prompts;
-- ``peak_rss_mb``: the process's peak resident memory, all models loaded;
+- ``peak_rss_mb``: the process's peak resident memory, all models loaded, and
+  ``peak_rss_mb_by_step`` (SAM ViT-B's image encoder on a CPU alone holds ~2.5 GB of attention
+  maps: four global-attention layers over 4,096 tokens);
+- with ``--analyse``, ``stages.analyse_baselines``: a real :func:`ml.pipeline.analyse` run with
+  the baselines: every ROI tile through TOI, the 8 best TOIs segmented (a few CPU minutes);
 - ``bccd``: the baseline cell segmenter's recall50 / recall75 / false detections per image on
   the 74 BCCD photos (the issue's bar: >= 0.95, >= 0.70, <= 0.3).
 """
@@ -42,6 +46,7 @@ from ml.geometry import Tile  # noqa: E402
 from ml.models.build import build_model  # noqa: E402
 from ml.models.predictors import CellClassifier, RoiPredictor, TilePredictor  # noqa: E402
 from ml.models.sam_everything import SamEverything  # noqa: E402
+from ml.pipeline import PipelineConfig, analyse  # noqa: E402
 from ml.slide import SlideReader, open_slide  # noqa: E402
 from ml.stages.cells import (  # noqa: E402
     BaselineSegmenter,
@@ -83,6 +88,11 @@ def _card(task: str, architecture: str, classes: Sequence[str], size: int) -> Mo
         provenance={"source": "random weights (bench)"},
         metrics={},
     )
+
+
+def _rss_mb() -> float:
+    """Peak resident memory of this process so far, MB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _timed(fn: Callable[[], T], device: torch.device) -> tuple[T, float]:
@@ -210,6 +220,20 @@ def bench_classifier(
     }
 
 
+def bench_analyse(path: Path, device: torch.device) -> dict[str, Any]:
+    """``analyse()`` end to end with the baselines: every ROI tile through TOI, 8 segmented."""
+    result, seconds = _timed(
+        lambda: analyse(path, models_dir=None, device=device, config=PipelineConfig(max_tiles=8)),
+        device,
+    )
+    out = result.to_dict()
+    return {
+        "wall_s": round(seconds, 1),
+        "timings_s": out["timings_s"],
+        "throughput": out["throughput"],
+    }
+
+
 def bench_bccd() -> dict[str, Any]:
     scores = score_wbc_detection(load_bccd(BCCD_DIR), segment_cells).to_dict()
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}
@@ -245,6 +269,7 @@ def main() -> None:
     torch.manual_seed(0)
     path = ensure_bench_slide()
     stages: dict[str, Any] = {}
+    rss: dict[str, float] = {}
     with open_slide(path) as slide:
         thumbnail, t_thumb = _timed(lambda: slide.thumbnail_by_factor(100), device)
         stages["thumbnail_s"] = round(t_thumb, 3)
@@ -254,13 +279,19 @@ def main() -> None:
         stages["toi"] = bench_toi(slide, toi_tiles, glass_od(thumbnail), device)
         cell_tiles = [t for t, _ in _spread(candidates, bounds["cell_tiles"])]
         found, stages["cells"] = bench_cells_baseline(slide, cell_tiles, device)
-        stages["cells"].update(bench_sam(slide, cell_tiles[: bounds["sam_tiles"]], device))
+        rss["after_roi_toi_and_baseline_cells"] = _rss_mb()
         stages["classification"] = bench_classifier(found, bounds["crops"], device)
+        rss["after_mae_vit_b"] = _rss_mb()
+        stages["cells"].update(bench_sam(slide, cell_tiles[: bounds["sam_tiles"]], device))
+        rss["after_sam_vit_b"] = _rss_mb()
         slide_info = {
             "path": str(path.relative_to(REPO)),
             "dimensions": list(slide.dimensions),
             "mpp": slide.mpp[0],
         }
+    if "--analyse" in sys.argv:
+        stages["analyse_baselines"] = bench_analyse(path, device)
+        rss["after_analyse"] = _rss_mb()
     figures = {
         "bench": "pipeline",
         "device": str(device),
@@ -272,7 +303,8 @@ def main() -> None:
         },
         "stages": stages,
         "estimate_full_slide_s": _estimate(len(candidates), stages),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": _rss_mb(),
+        "peak_rss_mb_by_step": rss,
         "bccd": bench_bccd(),
     }
     print(json.dumps(figures))
