@@ -11,7 +11,14 @@ import pytest
 
 from apps.annotations.models import Annotation
 from tests.browser import *  # noqa: F403 (the browser fixtures)
-from tests.browser import draw_polygon, login, open_annotate, show_region, wait_saved
+from tests.browser import (
+    click_slide,
+    draw_polygon,
+    login,
+    open_annotate,
+    show_region,
+    wait_saved,
+)
 from tests.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -30,13 +37,24 @@ def show_whole_slide(page) -> None:
     page.evaluate("() => window.bmadccAnnotate.parts.viewer.viewport.goHome(true)")
 
 
+@pytest.fixture
+def no_sam(settings, tmp_path):
+    """An empty model directory and no SAM loaded in this process (the live server's too)."""
+    from apps.annotations import sam
+
+    settings.MODEL_DIR = tmp_path / "models"
+    sam.use_model(None)
+    yield
+    sam.use_model(None)
+
+
 def live(slide, stage: str):
     return Annotation.objects.filter(set__slide=slide, set__stage=stage, is_deleted=False)
 
 
 # -- the whole workflow -------------------------------------------------------------------------
 def test_annotator_draws_roi_labels_tiles_outlines_cells_and_finds_them_after_reload(
-    browser_page, live_server, member, project, slide
+    browser_page, live_server, member, project, slide, no_sam
 ):
     page = browser_page
     project.toi_tile_size = 800
@@ -159,3 +177,37 @@ def test_class_keys_relabel_cells_in_the_gallery_without_the_viewer(
     names = sorted(caption.split(" ", 1)[1] for caption in captions)
     assert names == ["Band neutrophil", "Lymphocyte", "Monocyte"]
     page.screenshot(path=str(ARTIFACTS / "gallery-relabelled.png"))
+
+
+def test_sam_click_mode_proposes_an_outline_that_enter_accepts(
+    browser_page, live_server, member, slide, no_sam
+):
+    import torch
+
+    from apps.annotations import sam
+    from ml.models.sam import build_sam_tiny
+
+    torch.manual_seed(2)  # a random tiny SAM that outlines a compact region at the click
+    sam.use_model(build_sam_tiny(), name="sam_tiny (random)")
+    page = browser_page
+    login(page, live_server, "member", "member-pass-123")
+    open_annotate(page, live_server, slide.pk, "cell")
+    show_region(page, 900, 1300, 400, 400)
+    toggle = page.get_by_test_id("sam-toggle")
+    assert toggle.inner_text() == "SAM assist" and toggle.is_enabled()
+    toggle.click()
+    assert toggle.inner_text() == "SAM assist: on"
+    click_slide(page, 1100, 1500)
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=sam-note]').textContent.startsWith('Proposal')",
+        timeout=60_000,
+    )
+    assert page.locator(".editor-handle").count() >= 3  # the proposal can be edited first
+    page.keyboard.press("Enter")
+    wait_saved(page)
+    (cell,) = live(slide, "cell")
+    assert cell.label == "myeloblast"  # the class of the next outline (the first class)
+    assert cell.min_x <= 1100 + 2 and cell.max_x >= 1100 - 2
+    assert cell.min_y <= 1500 + 2 and cell.max_y >= 1500 - 2
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "annotate-sam.png"))

@@ -62,8 +62,10 @@ def test_a_cell_drawn_while_offline_survives_a_reload_and_is_saved_once_the_serv
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "sync-offline-unsaved.png"))
 
+    page.get_by_test_id("retry-now").wait_for()  # offered while the server is unreachable
     page.unroute(is_annotation_list)
-    page.get_by_role("button", name="Retry now").click()
+    # The backoff timer may retry first; otherwise the button does it now.
+    page.evaluate("() => document.querySelector('[data-testid=retry-now]:not([hidden])')?.click()")
     wait_saved(page)
     (cell,) = Annotation.objects.filter(set__slide=slide)
     assert cell.label == "lymphocyte"

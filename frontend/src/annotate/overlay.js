@@ -44,6 +44,9 @@ export class CanvasOverlay {
     // Without OffscreenCanvas (old browsers) snapshots are drawn straight into a 2D canvas.
     this.offscreen = typeof OffscreenCanvas !== "undefined";
     this.ctx = this.canvas.getContext(this.offscreen ? "bitmaprenderer" : "2d");
+    // A transformed canvas is its own compositing layer; isolating OpenSeadragon's canvas
+    // element keeps it (and the editor's SVG) under the navigator and the buttons.
+    viewer.canvas.style.isolation = "isolate";
     viewer.canvas.appendChild(this.canvas);
     this.worker = startWorker(this.opts.workerUrl, (data) => this.receive(data));
     this.onViewport = () => this.follow();

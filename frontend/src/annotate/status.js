@@ -14,8 +14,12 @@ export class SaveStatus {
     this.queue = queue;
     this.describeRow = describeRow;
     this.errors = [];
-    this.indicator = h("div", { class: "save-indicator", "data-testid": "save-indicator", role: "status" });
-    this.retry = h("button", { type: "button", class: "small", onclick: () => queue.retryNow() }, "Retry now");
+    // Fixed children, updated in place: the Retry button must stay clickable while the
+    // queue flips between "saving" and "retrying".
+    this.text = h("span", { class: "save-text" });
+    this.retry = h("button", { type: "button", class: "small", hidden: true, "data-testid": "retry-now", onclick: () => queue.retryNow() }, "Retry now");
+    this.conflictNote = h("strong", { class: "bad" });
+    this.indicator = h("div", { class: "save-indicator", "data-testid": "save-indicator", role: "status" }, this.text, " ", this.retry, this.conflictNote);
     this.conflictList = h("div", { class: "conflicts", "data-testid": "conflicts" });
     this.errorList = h("ul", { class: "save-errors", "data-testid": "save-errors" });
     root.append(this.indicator, this.conflictList, this.errorList);
@@ -34,21 +38,15 @@ export class SaveStatus {
     const conflicts = this.queue.conflicts.length;
     this.indicator.dataset.state = pending ? status : conflicts ? "conflict" : "saved";
     this.indicator.dataset.pending = String(pending);
-    this.indicator.replaceChildren();
-    if (!pending && !conflicts) {
-      this.indicator.append("All changes saved");
+    this.retry.hidden = !(pending && status === "retrying");
+    this.conflictNote.textContent = conflicts ? ` ${conflicts} conflict(s)` : "";
+    if (!pending) {
+      this.text.textContent = conflicts ? "" : "All changes saved";
       return;
     }
-    if (pending) {
-      const noun = pending === 1 ? "unsaved change" : "unsaved changes";
-      this.indicator.append(h("strong", {}, `${pending} ${noun}`));
-      if (status === "retrying") {
-        this.indicator.append(` (server unreachable, retrying: ${lastError}) `, this.retry);
-      } else {
-        this.indicator.append(" (saving…)");
-      }
-    }
-    if (conflicts) this.indicator.append(h("strong", { class: "bad" }, ` ${conflicts} conflict(s)`));
+    const noun = pending === 1 ? "unsaved change" : "unsaved changes";
+    const why = status === "retrying" ? `server unreachable, retrying: ${lastError}` : "saving…";
+    this.text.textContent = `${pending} ${noun} (${why})`;
   }
 
   renderConflicts() {
