@@ -29,6 +29,7 @@ CELL_A = [
     (1000 + dx, 1200 + dy)
     for dx, dy in [(0, -40), (35, -20), (35, 20), (0, 40), (-35, 20), (-35, -20)]
 ]
+CELL_C = [(1150, 1250), (1200, 1250), (1200, 1300), (1150, 1300)]
 CELL_B = [(1300 + dx, 1500 + dy) for dx, dy in [(0, -50), (45, 0), (0, 50), (-45, 0)]]
 
 
@@ -113,6 +114,13 @@ def test_annotator_draws_roi_labels_tiles_outlines_cells_and_finds_them_after_re
     assert page.get_by_test_id("selection").get_attribute("data-label") == "segmented_neutrophil"
     cells = {c.label: c for c in live(slide, "cell")}
     assert set(cells) == {"lymphocyte", "segmented_neutrophil"}
+    # A third outline, saved, then deleted with x: soft-deleted, kept in history.
+    draw_polygon(page, CELL_C)
+    wait_saved(page)
+    page.keyboard.press("x")
+    wait_saved(page)
+    (gone,) = Annotation.objects.filter(set__slide=slide, set__stage="cell", is_deleted=True)
+    assert list(gone.events.order_by("id").values_list("action", flat=True)) == ["create", "delete"]
     page.screenshot(path=str(ARTIFACTS / "annotate-cells.png"))
 
     # Reload each stage: everything comes back from the server.
