@@ -194,6 +194,10 @@ export class SaveQueue extends EventTarget {
 
   /** Returns whether draining may continue with the next operation. */
   handle(op, error) {
+    if (!(error instanceof ApiError)) {
+      // A bug, not the network: keep the edit (it may still be saved) but say so loudly.
+      console.error("saving an annotation failed", error);
+    }
     if (!(error instanceof ApiError) || error.transient) {
       this.retryLater(error);
       return false;
