@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 
+from bench.synthetic import SHARED
 from ml.baselines.cells import segment_cells
 from ml.datasets.bccd import load_bccd, score_wbc_detection
-from tests.ml.data import BCCD_DIR
 
 
 def main() -> None:
     """Score :func:`segment_cells` (default parameters, ``mpp=None``) and print the figures."""
-    scores = score_wbc_detection(load_bccd(BCCD_DIR), segment_cells)
+    scores = score_wbc_detection(load_bccd(SHARED / "smears" / "BCCD"), segment_cells)
     figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in scores.to_dict().items()}
     print(json.dumps(figures))
 

@@ -36,7 +36,7 @@ if [ "$(cat "$lock" 2>/dev/null)" != "$lockwant" ]; then
   echo "$lockwant" > "$lock"
 fi
 built=frontend/dist/.build-stamp
-srcwant=$(cat frontend/build.mjs frontend/src/* frontend/package-lock.json | sha256sum | cut -c1-16)
+srcwant=$(find frontend/build.mjs frontend/package-lock.json frontend/src -type f -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16)
 if [ "$(cat "$built" 2>/dev/null)" != "$srcwant" ]; then
   echo "==> building the viewer"
   (cd frontend && npm run --silent build)

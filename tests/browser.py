@@ -46,7 +46,10 @@ def chromium():
     Playwright's sync API allows one running instance per thread.
     """
     if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+        # A failure, not a skip: CI must never pass with its browser tests silently missing.
+        pytest.fail(
+            "Debian chromium is not installed: scripts/test.sh installs it (apt-get install chromium)"
+        )
     if not (BUNDLE / "annotate.js").exists():
         pytest.fail("the front end is not built: run `npm run build` in frontend/")
     from playwright.sync_api import sync_playwright

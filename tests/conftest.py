@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.ml.data import SHARED_DATA, SLIDES_DIR  # noqa: F401  (re-exported to tests)
+
 # Playwright's sync API runs an event loop in the test thread; Django's ORM is still used
 # synchronously there, which is safe in tests.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("BMADCC_SHARED_DATA", REPO.parent / "shared" / "data"))
-SLIDES_DIR = SHARED_DATA / "slides"
 TEST_CACHE = REPO / "var" / "test-cache"
 ARTIFACTS = REPO / "artifacts"
 

@@ -7,35 +7,11 @@ from shapely.geometry import shape
 
 from apps.agreement.models import Adjudication
 from apps.annotations.models import Annotation
+from tests.browser import *  # noqa: F403
+from tests.browser import login
 from tests.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-]
-
-
-@pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        yield context.new_page()
-        browser.close()
-
-
-def _log_in(page, live_server, username: str, password: str) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def _decided(page, n: int) -> None:
@@ -46,9 +22,10 @@ def _decided(page, n: int) -> None:
 
 
 def test_reviewer_adjudicates_disagreements_into_the_consensus_set(
-    page, live_server, cell_study, reviewer
+    browser_page, live_server, cell_study, reviewer
 ):
-    _log_in(page, live_server, "reviewer", "reviewer-pass-123")
+    page = browser_page
+    login(page, live_server, "reviewer", "reviewer-pass-123")
     page.goto(f"{live_server.url}/slides/{cell_study.pk}/agreement/")
     page.click("text=Adjudicate disagreements")
     page.wait_for_url(f"**/slides/{cell_study.pk}/adjudicate/?stage=cell")

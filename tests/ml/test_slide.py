@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from ml.slide import SlideOpenError, SlideReader, SlideReadError, rgba_to_rgb
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-SLIDES = SHARED / "slides"
+from tests.ml.data import SHARED_DATA as SHARED
+from tests.ml.data import SLIDES_DIR as SLIDES
 
 
 @pytest.fixture(scope="module")

@@ -4,37 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser import *  # noqa: F403
+from tests.browser import login
 from tests.conftest import ARTIFACTS, SLIDES_DIR
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        yield context.new_page()
-        browser.close()
-
-
-def _log_in(page, live_server, username: str, password: str) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def _smear_pixel_share(page) -> dict:
@@ -57,10 +31,11 @@ def _smear_pixel_share(page) -> dict:
 
 
 def test_demo_marrow_slide_renders_smear_pixels(
-    page, live_server, owner, ingest_path, demo_slide_file
+    browser_page, live_server, owner, ingest_path, demo_slide_file
 ):
     slide = ingest_path(demo_slide_file, name="demo marrow smear")
-    _log_in(page, live_server, "owner", "owner-pass-123")
+    page = browser_page
+    login(page, live_server, "owner", "owner-pass-123")
     page.click("text=demo marrow smear")
     page.wait_for_url(f"**/slides/{slide.pk}/view/")
     page.wait_for_function(
@@ -85,9 +60,10 @@ def test_demo_marrow_slide_renders_smear_pixels(
     assert "µm" in scalebar.inner_text() or "mm" in scalebar.inner_text()
 
 
-def test_slide_without_scale_says_no_scale(page, live_server, owner, ingest_path):
+def test_slide_without_scale_says_no_scale(browser_page, live_server, owner, ingest_path):
     slide = ingest_path(SLIDES_DIR / "boxes.tiff")
-    _log_in(page, live_server, "owner", "owner-pass-123")
+    page = browser_page
+    login(page, live_server, "owner", "owner-pass-123")
     page.goto(f"{live_server.url}/slides/{slide.pk}/view/")
     page.wait_for_function(
         "() => window.bmadccViewer && window.bmadccViewer.world.getItemCount() === 1"
@@ -95,18 +71,22 @@ def test_slide_without_scale_says_no_scale(page, live_server, owner, ingest_path
     assert page.get_by_test_id("scalebar").inner_text() == "no scale"
 
 
-def test_slide_list_shows_failed_slides_with_their_reason(page, live_server, owner, ingest_path):
+def test_slide_list_shows_failed_slides_with_their_reason(
+    browser_page, live_server, owner, ingest_path
+):
     ingest_path(SLIDES_DIR / "unopenable.tiff")
     ingest_path(SLIDES_DIR / "cmu-1-small-region.svs")
-    _log_in(page, live_server, "owner", "owner-pass-123")
+    page = browser_page
+    login(page, live_server, "owner", "owner-pass-123")
     failed = page.locator("tr.status-failed")
     assert "not a slide OpenSlide can read: unsupported TIFF compression" in failed.inner_text()
     assert page.locator("tr.status-ready img").count() == 1
     page.screenshot(path=str(ARTIFACTS / "slide-list.png"), full_page=True)
 
 
-def test_uploading_through_the_browser_adds_the_slide(page, live_server, owner, project):
-    _log_in(page, live_server, "owner", "owner-pass-123")
+def test_uploading_through_the_browser_adds_the_slide(browser_page, live_server, owner, project):
+    page = browser_page
+    login(page, live_server, "owner", "owner-pass-123")
     page.set_input_files("input[type=file]", str(SLIDES_DIR / "small.svs"))
     page.click("form.upload button[type=submit]")
     page.wait_for_load_state()
