@@ -9,4 +9,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from apps.slides.tile_asgi import DeepZoomTiles  # noqa: E402
+
+# Deep-zoom tile GETs take a fast path in front of Django (see apps/slides/tile_asgi.py).
+application = ProtocolTypeRouter({"http": DeepZoomTiles(django_asgi_app)})

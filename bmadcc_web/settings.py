@@ -66,6 +66,8 @@ DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "")
 SLIDE_UPLOAD_MAX_BYTES = envint("SLIDE_UPLOAD_MAX_BYTES", 200 * 1024**3)
 SLIDE_HANDLE_CACHE_SIZE = envint("SLIDE_HANDLE_CACHE_SIZE", 32)
 TILE_CACHE_SECONDS = envint("TILE_CACHE_SECONDS", 3600)
+# Encoded tiles kept in each server process's memory (bytes).
+TILE_MEMORY_CACHE_BYTES = envint("TILE_MEMORY_CACHE_BYTES", 256 * 1024 * 1024)
 # Two annotators' cells are the same cell when their IoU reaches this (issue 4; SPEC §5).
 AGREEMENT_IOU_THRESHOLD = 0.5
 

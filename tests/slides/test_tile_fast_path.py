@@ -1,0 +1,116 @@
+"""The ASGI tile fast path answers exactly what the Django tile view would, only faster."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from asgiref.sync import async_to_sync
+from asgiref.testing import ApplicationCommunicator
+from django.core.asgi import get_asgi_application
+from PIL import Image
+
+from apps.slides.tile_asgi import DeepZoomTiles, TileLRU
+from tests.conftest import SLIDES_DIR
+
+# The fast path asks Django for access from a worker thread, so the data must be committed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def cmu(ingest_path):
+    return ingest_path(SLIDES_DIR / "cmu-1-small-region.svs")
+
+
+@pytest.fixture
+def app():
+    return DeepZoomTiles(get_asgi_application())
+
+
+def _get(app, path: str, *, cookie: str = "", method: str = "GET", headers=()):
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "scheme": "http",
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 5000),
+        "http_version": "1.1",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"cookie", cookie.encode()), *headers],
+    }
+
+    async def run():
+        comm = ApplicationCommunicator(app, scope)
+        await comm.send_input({"type": "http.request", "body": b""})
+        start = await comm.receive_output(30)
+        body = b""
+        while True:
+            message = await comm.receive_output(30)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        return start["status"], {k.lower(): v for k, v in start["headers"]}, body
+
+    return async_to_sync(run)()
+
+
+def _session_of(client, user) -> str:
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}"
+
+
+def test_member_gets_the_same_tile_as_from_the_django_view(app, client, owner, cmu):
+    cookie = _session_of(client, owner)
+    status, headers, body = _get(app, f"/slides/{cmu.pk}_files/12/3_4.jpeg", cookie=cookie)
+    assert status == 200 and headers[b"content-type"] == b"image/jpeg"
+    assert body == client.get(f"/slides/{cmu.pk}_files/12/3_4.jpeg").content
+    assert Image.open(io.BytesIO(body)).size == (256, 256)
+    again = _get(
+        app,
+        f"/slides/{cmu.pk}_files/12/3_4.jpeg",
+        cookie=cookie,
+        headers=[(b"if-none-match", headers[b"etag"])],
+    )
+    assert again[0] == 304 and again[2] == b""
+
+
+def test_outsider_falls_through_to_django_and_gets_404(app, client, outsider, cmu):
+    status, _, body = _get(
+        app, f"/slides/{cmu.pk}_files/12/0_0.jpeg", cookie=_session_of(client, outsider)
+    )
+    assert status == 404 and not body.startswith(b"\xff\xd8")
+
+
+def test_anonymous_request_is_sent_to_log_in(app, cmu):
+    status, headers, _ = _get(app, f"/slides/{cmu.pk}_files/12/0_0.jpeg")
+    assert status == 302 and b"/login/" in headers[b"location"]
+
+
+def test_out_of_range_tile_is_404(app, client, owner, cmu):
+    cookie = _session_of(client, owner)
+    assert _get(app, f"/slides/{cmu.pk}_files/12/999_0.jpeg", cookie=cookie)[0] == 404
+    assert _get(app, f"/slides/{cmu.pk}_files/99/0_0.jpeg", cookie=cookie)[0] == 404
+
+
+def test_head_answers_headers_without_a_body(app, client, owner, cmu):
+    status, headers, body = _get(
+        app, f"/slides/{cmu.pk}_files/12/1_1.jpeg", cookie=_session_of(client, owner), method="HEAD"
+    )
+    assert status == 200 and body == b"" and headers[b"etag"]
+
+
+def test_other_paths_go_to_django(app, client, owner, cmu):
+    status, headers, body = _get(app, f"/api/slides/{cmu.pk}/", cookie=_session_of(client, owner))
+    assert status == 200 and b'"status":"ready"' in body
+
+
+def test_tile_memory_cache_evicts_least_recently_used_past_its_byte_budget():
+    lru = TileLRU(max_bytes=10)
+    lru.put("a", b"12345")
+    lru.put("b", b"12345")
+    assert lru.get("a") == b"12345"  # "a" is now the most recent
+    lru.put("c", b"12345")
+    assert lru.get("b") is None and lru.get("a") and lru.get("c")
