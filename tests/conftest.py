@@ -18,6 +18,8 @@ from tests.ml.data import SHARED_DATA, SLIDES_DIR  # noqa: F401  (re-exported to
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 REPO = Path(__file__).resolve().parents[1]
+#: The real Aperio slide most annotation and agreement tests draw on (2220 x 2967 px).
+SLIDE_FILE = SLIDES_DIR / "cmu-1-small-region.svs"
 TEST_CACHE = REPO / "var" / "test-cache"
 ARTIFACTS = REPO / "artifacts"
 
@@ -39,6 +41,16 @@ def demo_slide_file() -> Path:
     from apps.slides.demo import ensure_demo_slide
 
     return ensure_demo_slide(SHARED_DATA, TEST_CACHE, size=20_000)
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(request):
+    """Users are created in most tests; PBKDF2's deliberate slowness buys nothing there."""
+    # tests/ml may run with -p no:django; they create no users.
+    if request.config.pluginmanager.hasplugin("django"):
+        request.getfixturevalue("settings").PASSWORD_HASHERS = [
+            "django.contrib.auth.hashers.MD5PasswordHasher"
+        ]
 
 
 @pytest.fixture
@@ -65,6 +77,36 @@ def project(owner, member, outsider, slide_store):
     add_member(project=project, user=member, role=Role.ANNOTATOR)
     create_project(name="Someone else's study", created_by=outsider)
     return project
+
+
+@pytest.fixture
+def partner(django_user_model, project):
+    """Annotator B of ``project`` (``member`` is annotator A)."""
+    from apps.accounts.models import Role
+    from apps.accounts.services import add_member
+
+    user = django_user_model.objects.create_user("partner", password="partner-pass-123")
+    add_member(project=project, user=user, role=Role.ANNOTATOR)
+    return user
+
+
+@pytest.fixture
+def reviewer(django_user_model, project):
+    """The signing pathologist of ``project``: sees every annotator's work."""
+    from apps.accounts.models import Role
+    from apps.accounts.services import add_member
+
+    user = django_user_model.objects.create_user("reviewer", password="reviewer-pass-123")
+    add_member(project=project, user=user, role=Role.REVIEWER)
+    return user
+
+
+@pytest.fixture
+def slide(ingest_path):
+    """The real cmu-1-small-region.svs, ingested and ready."""
+    slide = ingest_path(SLIDE_FILE)
+    assert slide.status == "ready", slide.error
+    return slide
 
 
 @pytest.fixture

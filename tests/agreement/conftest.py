@@ -15,14 +15,7 @@ import pytest
 
 from tests.conftest import SLIDES_DIR
 
-SLIDE_FILE = SLIDES_DIR / "cmu-1-small-region.svs"
 SMALL_SLIDE_FILE = SLIDES_DIR / "boxes.tiff"
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    """Users are created in every test; PBKDF2's deliberate slowness buys nothing here."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
@@ -30,33 +23,6 @@ def fresh_cache():
     from django.core.cache import cache
 
     cache.clear()
-
-
-@pytest.fixture
-def partner(django_user_model, project):
-    from apps.accounts.models import Role
-    from apps.accounts.services import add_member
-
-    user = django_user_model.objects.create_user("partner", password="partner-pass-123")
-    add_member(project=project, user=user, role=Role.ANNOTATOR)
-    return user
-
-
-@pytest.fixture
-def reviewer(django_user_model, project):
-    from apps.accounts.models import Role
-    from apps.accounts.services import add_member
-
-    user = django_user_model.objects.create_user("reviewer", password="reviewer-pass-123")
-    add_member(project=project, user=user, role=Role.REVIEWER)
-    return user
-
-
-@pytest.fixture
-def slide(ingest_path):
-    slide = ingest_path(SLIDE_FILE)
-    assert slide.status == "ready", slide.error
-    return slide
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
-"""Annotation fixtures: a real slide, two annotators of one project, a reviewer.
-
-``member`` (from tests/conftest.py) is annotator A; ``partner`` is annotator B; ``owner`` is
-the project admin. The slide is the real Aperio file cmu-1-small-region.svs (2220 x 2967 px).
+"""Annotation test helpers. The cast and the slide come from tests/conftest.py: ``member`` is
+annotator A, ``partner`` annotator B, ``owner`` the project admin, ``reviewer`` the signing
+pathologist, and ``slide`` the real Aperio file cmu-1-small-region.svs (2220 x 2967 px).
 """
 
 from __future__ import annotations
@@ -9,43 +8,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from tests.conftest import SLIDES_DIR
-
-SLIDE_FILE = SLIDES_DIR / "cmu-1-small-region.svs"
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    """Users are created in every test here; PBKDF2's deliberate slowness buys nothing in them."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def partner(django_user_model, project):
-    from apps.accounts.models import Role
-    from apps.accounts.services import add_member
-
-    user = django_user_model.objects.create_user("partner", password="partner-pass-123")
-    add_member(project=project, user=user, role=Role.ANNOTATOR)
-    return user
-
-
-@pytest.fixture
-def reviewer(django_user_model, project):
-    from apps.accounts.models import Role
-    from apps.accounts.services import add_member
-
-    user = django_user_model.objects.create_user("reviewer", password="reviewer-pass-123")
-    add_member(project=project, user=user, role=Role.REVIEWER)
-    return user
-
-
-@pytest.fixture
-def slide(ingest_path):
-    slide = ingest_path(SLIDE_FILE)
-    assert slide.status == "ready", slide.error
-    return slide
 
 
 @pytest.fixture
