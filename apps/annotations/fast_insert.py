@@ -9,10 +9,10 @@ path for small batches and for other databases (SQLite in development).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.utils import timezone
@@ -22,8 +22,12 @@ from .models import Annotation, AnnotationEvent, AnnotationSet, EventAction
 
 #: Below this many rows the ORM is as fast, and simpler.
 COPY_MIN_ROWS = 200
-# Compact separators: a tenth less text to encode here and to parse in PostgreSQL.
-_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+def _encode(value: object) -> str:
+    # Compact JSON (orjson writes no spaces): less text to encode here and to parse in PostgreSQL.
+    return orjson.dumps(value).decode()
+
 
 _ANNOTATION_COLUMNS = (
     "id",

@@ -15,7 +15,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from apps.accounts.api.base import ProjectScopedViewSet, projects_of
 from apps.accounts.models import Project, Role
 from apps.annotations import selectors, services
+from apps.annotations.api.parsers import FastJSONParser
 from apps.annotations.interchange import to_geojson, to_labelme
 from apps.annotations.models import Annotation, AnnotationSet, LabelClass, Task
 from apps.slides.deepzoom import handles
@@ -202,7 +203,7 @@ class AnnotationViewSet(BlindedViewSet):
     serializer_class = s.AnnotationSerializer
     project_path = "set__slide__project"
     set_path = "set"
-    parser_classes = [JSONParser]
+    parser_classes = [FastJSONParser]
 
     @extend_schema(
         parameters=[s.AnnotationListQuerySerializer],
