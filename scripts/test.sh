@@ -15,5 +15,6 @@ export DEBUG=false
 # Jobs run in-process in tests (django-q2 sync mode), through the same task functions.
 export Q_SYNC=${Q_SYNC:-true}
 mkdir -p artifacts
+.venv/bin/python manage.py collectstatic --noinput -v0
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"
