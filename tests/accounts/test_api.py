@@ -50,7 +50,10 @@ def test_openapi_schema_and_swagger_are_served(client, owner):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     # Swagger UI is served from the sidecar package, not a CDN the lab may not reach.
-    assert b"cdn.jsdelivr.net" not in docs.content and b"/static/drf_spectacular_sidecar/" in docs.content
+    assert (
+        b"cdn.jsdelivr.net" not in docs.content
+        and b"/static/drf_spectacular_sidecar/" in docs.content
+    )
 
 
 def test_session_api_writes_need_the_csrf_token(owner, project):
