@@ -43,7 +43,8 @@ if [ "$(cat "$built" 2>/dev/null)" != "$srcwant" ]; then
   echo "$srcwant" > "$built"
 fi
 
-mkdir -p var
+# MODEL_DIR default: weights and model cards go here (SAM checkpoints under sam/).
+mkdir -p var/models/sam
 if [ -z "${SECRET_KEY:-}" ] && [ ! -s var/secret-key ]; then
   .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret-key
   chmod 600 var/secret-key
