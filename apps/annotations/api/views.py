@@ -33,8 +33,16 @@ from ml.slide import SlideOpenError, SlideReadError
 from . import serializers as s
 from .base import AnnotationErrorsMixin, BlindedViewSet, IgnoreFormatParam
 
+#: The optional ?slide=&stage= filters shared by the set and task lists.
+SLIDE_STAGE_FILTERS = [
+    OpenApiParameter("slide", int, required=False),
+    OpenApiParameter("stage", str, required=False, enum=["roi", "toi", "cell"]),
+]
+
 
 # -- label schema ---------------------------------------------------------------------------
+
+
 class LabelClassViewSet(AnnotationErrorsMixin, ProjectScopedViewSet):
     """A project's cell classes. Members read; project admins add, rename, retire, delete."""
 
@@ -105,19 +113,9 @@ class AnnotationSetViewSet(mixins.RetrieveModelMixin, BlindedViewSet):
 
     def get_queryset(self) -> QuerySet[AnnotationSet]:
         queryset = super().get_queryset().annotate(annotation_count=selectors.live_count())
-        params = self.request.query_params
-        if params.get("slide"):
-            queryset = queryset.filter(slide_id=_int_param(params, "slide"))
-        if params.get("stage"):
-            queryset = queryset.filter(stage=params["stage"])
-        return queryset
+        return _by_slide_and_stage(queryset, self.request.query_params)
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("slide", int, required=False),
-            OpenApiParameter("stage", str, required=False, enum=["roi", "toi", "cell"]),
-        ]
-    )
+    @extend_schema(parameters=SLIDE_STAGE_FILTERS)
     def list(self, request: Request) -> Response:
         return Response(s.AnnotationSetSerializer(self.get_queryset(), many=True).data)
 
@@ -351,19 +349,9 @@ class TaskViewSet(AnnotationErrorsMixin, mixins.RetrieveModelMixin, ProjectScope
             .get_queryset()
             .filter(Q(annotator=user) | Q(slide__project__in=selectors.privileged_projects(user)))
         )
-        params = self.request.query_params
-        if params.get("slide"):
-            queryset = queryset.filter(slide_id=_int_param(params, "slide"))
-        if params.get("stage"):
-            queryset = queryset.filter(stage=params["stage"])
-        return queryset
+        return _by_slide_and_stage(queryset, self.request.query_params)
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("slide", int, required=False),
-            OpenApiParameter("stage", str, required=False, enum=["roi", "toi", "cell"]),
-        ]
-    )
+    @extend_schema(parameters=SLIDE_STAGE_FILTERS)
     def list(self, request: Request) -> Response:
         return Response(s.TaskSerializer(self.get_queryset(), many=True).data)
 
@@ -456,6 +444,14 @@ class SamStatusView(APIView):
 
 
 # -- helpers --------------------------------------------------------------------------------
+def _by_slide_and_stage(queryset: QuerySet, params) -> QuerySet:
+    if params.get("slide"):
+        queryset = queryset.filter(slide_id=_int_param(params, "slide"))
+    if params.get("stage"):
+        queryset = queryset.filter(stage=params["stage"])
+    return queryset
+
+
 def _int_param(params, name: str) -> int:
     value = params.get(name, "")
     if not value.isdigit():
