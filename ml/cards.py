@@ -213,13 +213,13 @@ class _Validator:
 
     def normalisation(self) -> Normalisation:
         norm = self.require("normalisation", dict)
-        values = {}
+        values: dict[str, tuple[float, float, float]] = {}
         for key in ("mean", "std"):
             v = norm.get(key)
             ok = isinstance(v, list) and len(v) == 3 and all(isinstance(x, int | float) for x in v)
             if not ok:
                 self.fail(f"normalisation.{key}", "must be a list of three numbers")
-            values[key] = tuple(float(x) for x in v)
+            values[key] = (float(v[0]), float(v[1]), float(v[2]))
         if min(values["std"]) <= 0:
             self.fail("normalisation.std", "must be positive")
         return Normalisation(mean=values["mean"], std=values["std"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from apps.annotations.services import ensure_label_schema
@@ -11,7 +11,7 @@ from .models import Membership, Project, Role
 
 
 @transaction.atomic
-def create_project(*, name: str, created_by: AbstractBaseUser, description: str = "") -> Project:
+def create_project(*, name: str, created_by: User, description: str = "") -> Project:
     """Create a project; its creator becomes its first project admin."""
     project = Project.objects.create(name=name, description=description, created_by=created_by)
     Membership.objects.create(project=project, user=created_by, role=Role.ADMIN)
@@ -20,7 +20,7 @@ def create_project(*, name: str, created_by: AbstractBaseUser, description: str 
 
 
 @transaction.atomic
-def add_member(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+def add_member(*, project: Project, user: User, role: str) -> Membership:
     membership, _ = Membership.objects.update_or_create(
         project=project, user=user, defaults={"role": role}
     )

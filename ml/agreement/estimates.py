@@ -52,7 +52,8 @@ def estimate(value: float | None, replicates: np.ndarray | None, n: int) -> Esti
     if value is None or replicates is None or n < 2:
         return Estimate(value=value, n=n)
     ci = _percentile_ci(replicates)
-    return Estimate(value, *(ci if ci else (None, None)), n=n)
+    low, high = ci if ci else (None, None)
+    return Estimate(value=value, low=low, high=high, n=n)
 
 
 def multinomial_counts(counts: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:

@@ -84,6 +84,8 @@ def _fleiss(ratings: list[list[Label]], n_raters: int, classes: Sequence[str]) -
     complete = [row for row in ratings if all(row)]
     if n_raters < 2:
         return MultiRater(n_raters=n_raters, n_items=0, fleiss_kappa=None)
-    labels = list(classes) + sorted({x for row in complete for x in row} - set(classes))
+    labels = list(classes) + sorted(
+        {x for row in complete for x in row if x is not None} - set(classes)
+    )
     kappa = metrics.fleiss_kappa(complete, labels) if complete else None
     return MultiRater(n_raters=n_raters, n_items=len(complete), fleiss_kappa=kappa)

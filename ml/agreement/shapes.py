@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import shapely
@@ -12,7 +12,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 #: A shapely geometry, a GeoJSON Polygon/MultiPolygon mapping or an ``(N, 2)`` exterior ring.
-PolygonLike = BaseGeometry | Mapping[str, Any] | np.ndarray | Sequence[Sequence[float]]
+PolygonLike: TypeAlias = BaseGeometry | Mapping[str, Any] | np.ndarray | Sequence[Sequence[float]]
 
 
 def to_geometries(polygons: Iterable[PolygonLike]) -> np.ndarray:

@@ -135,7 +135,7 @@ def _nuclei(image: np.ndarray, params: CellSegParams, scale: _Scale) -> np.ndarr
     """int32 label image of nuclei (lobes joined), each at least ``min_nucleus_area_um2``."""
     purple = image[..., 2].astype(np.int16) - image[..., 1].astype(np.int16)
     # The median pixel is background or red cell in any smear tile worth counting.
-    mask = (purple > np.median(purple) + params.nucleus_contrast).astype(np.uint8)
+    mask: np.ndarray = (purple > np.median(purple) + params.nucleus_contrast).astype(np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _disk(scale.px(params.lobe_join_um)))
     mask = _fill_holes(mask).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
@@ -150,7 +150,7 @@ def _cytoplasm_candidates(
     image: np.ndarray, nucleus_mask: np.ndarray, params: CellSegParams, scale: _Scale
 ) -> np.ndarray:
     """bool mask of nuclei plus pixels bluer (lower Lab b*) than the background level."""
-    b_star = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[..., 2].astype(np.float32)
+    b_star: np.ndarray = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[..., 2].astype(np.float32)
     b_star = cv2.GaussianBlur(b_star, (0, 0), params.smooth_um / scale.mpp)
     background = np.median(b_star[~nucleus_mask])
     mask = ((background - b_star) > params.cytoplasm_contrast) | nucleus_mask

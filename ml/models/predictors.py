@@ -85,7 +85,9 @@ class TilePredictor:
         return probs.cpu().numpy()
 
 
-def crop_square(image: np.ndarray, box: Sequence[float], offset: float, size: int) -> np.ndarray:
+def crop_square(
+    image: np.ndarray, box: Sequence[float] | np.ndarray, offset: float, size: int
+) -> np.ndarray:
     """The classifier's crop: :func:`ml.geometry.square_box` of ``box``, resized to ``size``.
 
     ``image`` is ``(H, W, 3)`` uint8 and ``box`` XYXY in its pixels. Parts of the square past
@@ -118,7 +120,7 @@ class CellClassifier:
     def classes(self) -> tuple[str, ...]:
         return self.card.classes
 
-    def crop(self, image: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    def crop(self, image: np.ndarray, box: Sequence[float] | np.ndarray) -> np.ndarray:
         """The ``(S, S, 3)`` uint8 input crop for a cell whose XYXY ``box`` is in ``image`` px."""
         return crop_square(image, box, self.box_offset, self.card.input_size)
 

@@ -75,6 +75,8 @@ class GaborBank(nn.Module):
         )
         self.register_buffer("xs", xs, persistent=False)
         self.register_buffer("ys", ys, persistent=False)
+        self.xs: torch.Tensor
+        self.ys: torch.Tensor
 
     @property
     def out_channels(self) -> int:
