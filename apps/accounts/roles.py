@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 from .models import Membership, Project, Role
 
 #: Roles that see every annotator's work (no blinding) and adjudicate disagreements.
-PRIVILEGED_ROLES = frozenset({Role.REVIEWER, Role.ADMIN})
+PRIVILEGED_ROLES = (Role.REVIEWER, Role.ADMIN)
 
 # The attribute that holds the memo on a user object: {project id: role}.
 _MEMO = "_project_roles"
@@ -61,6 +61,6 @@ def is_reviewer_or_admin(user: Any, project: Project | int) -> bool:
     return role_of(user, project) in PRIVILEGED_ROLES
 
 
-def reviewer_or_admin_projects(user: Any) -> QuerySet[Membership]:
+def reviewer_or_admin_projects(user: Any) -> QuerySet[Membership, dict[str, Any]]:
     """A subquery of the project ids where ``user`` is a reviewer or admin, for filters."""
     return Membership.objects.filter(user=user, role__in=PRIVILEGED_ROLES).values("project")

@@ -1,9 +1,9 @@
 """Small permission classes, each answering one question about a project membership.
 
-They are object permissions: a view names them for the actions that need them (in
-``get_permissions``), and DRF asks them about the object the action acts on, through
-``get_object()`` or, when the object comes from the request body, an explicit
-``check_object_permissions(request, obj)``. The object is a :class:`Project` or anything that
+They are object permissions: a viewset names them for the actions that need them
+(``action_permissions``, read by :class:`ActionPermissionsMixin`), and DRF asks them about the
+object the action acts on, through ``get_object()`` or, when the object comes from the request
+body or the URL's project, an explicit ``check_object_permissions(request, obj)``. The object is a :class:`Project` or anything that
 leads to one (``project_id``, or a ``slide`` with one). The questions themselves are answered
 by :mod:`apps.accounts.roles`.
 """
