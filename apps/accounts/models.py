@@ -1,7 +1,8 @@
 """Users, projects and memberships.
 
 Access to everything else (slides, annotations, runs) flows from a project membership, so the
-scoping rules live here once, in `Project.objects.visible_to`.
+scoping rules live here once, in `Project.objects.visible_to`. What a role lets a member do
+is asked of `apps.accounts.roles`.
 """
 
 from __future__ import annotations
@@ -40,10 +41,6 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    def role_of(self, user) -> str | None:
-        membership = self.memberships.filter(user=user).only("role").first()
-        return membership.role if membership else None
 
 
 class Membership(models.Model):

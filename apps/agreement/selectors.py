@@ -1,7 +1,7 @@
 """Reads for agreement: which sets a stage compares, what they hold, and their source state.
 
 A (slide, stage) is comparable once it is *unblinded* (the rule of
-:func:`apps.annotations.selectors.visible_sets`: at least one task, every task submitted) and
+:func:`apps.annotations.selectors.blind_state`: at least one task, every task submitted) and
 at least two assigned annotators have a set. Annotators are ordered by user id, so "A" and "B"
 are stable between reports.
 """
@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Max, Q, Sum
 
+from apps.accounts import roles
 from apps.accounts.models import Project
 from apps.annotations.models import (
     Annotation,
@@ -22,9 +23,8 @@ from apps.annotations.models import (
     SetSource,
     Stage,
     Task,
-    TaskState,
 )
-from apps.annotations.selectors import PRIVILEGED_ROLES
+from apps.annotations.selectors import blind_state
 from apps.slides.models import Slide
 
 from .errors import NotReady, NotReviewer
@@ -43,23 +43,20 @@ def comparable_sets(slide: Slide, stage: str) -> list[AnnotationSet]:
 
     Raises :class:`NotReady` (``no_tasks``, ``blinded`` or ``one_annotator``).
     """
-    tasks = list(Task.objects.filter(slide=slide, stage=stage).values_list("annotator", "state"))
-    if not tasks:
+    state = blind_state(slide, stage)
+    if not state.tasks:
         raise NotReady("no_tasks", f"no annotator is assigned to the {stage} stage of this slide")
-    submitted = sum(1 for _, state in tasks if state == TaskState.SUBMITTED)
-    if submitted < len(tasks):
+    if state.blinded:
         raise NotReady(
             "blinded",
-            f"blinded: {submitted} of {len(tasks)} {stage} tasks are submitted",
-            tasks=len(tasks),
-            submitted=submitted,
+            f"blinded: {state.submitted} of {state.tasks} {stage} tasks are submitted",
+            tasks=state.tasks,
+            submitted=state.submitted,
         )
+    assigned = Task.objects.filter(slide=slide, stage=stage).values("annotator")
     sets = list(
         AnnotationSet.objects.filter(
-            slide=slide,
-            stage=stage,
-            source=SetSource.ANNOTATOR,
-            annotator__in=[annotator for annotator, _ in tasks],
+            slide=slide, stage=stage, source=SetSource.ANNOTATOR, annotator__in=assigned
         )
         .select_related("annotator")
         .order_by("annotator_id")
@@ -146,10 +143,9 @@ def load(aset: AnnotationSet) -> Loaded:
 
 
 def check_reviewer(user, project: Project) -> None:
-    """Raise :class:`NotReviewer` unless ``user`` is a reviewer or admin of ``project``."""
-    if project.role_of(user) not in PRIVILEGED_ROLES:
+    """Raise :class:`NotReviewer` unless ``user`` is a reviewer or admin of ``project``.
+
+    The services' own guard (the API checks ``IsReviewerOrAdmin`` first; the pages rely on it).
+    """
+    if not roles.is_reviewer_or_admin(user, project):
         raise NotReviewer("only the project's reviewers and admins adjudicate disagreements")
-
-
-def is_reviewer(user, project: Project) -> bool:
-    return project.role_of(user) in PRIVILEGED_ROLES

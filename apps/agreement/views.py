@@ -13,11 +13,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import Project
+from apps.accounts.roles import is_reviewer_or_admin
 from apps.annotations.models import Stage
 from apps.slides.models import Slide
 
 from . import adjudication as adj
-from . import pages, presenters, selectors, services
+from . import pages, presenters, services
 from .errors import AgreementError, NotReady
 from .models import Adjudication
 
@@ -38,7 +39,7 @@ def slide_report(request: HttpRequest, slide_id: int) -> HttpResponse:
     context = {
         "slide": slide,
         "sections": pages.slide_sections(slide),
-        "is_reviewer": selectors.is_reviewer(request.user, slide.project),
+        "is_reviewer": is_reviewer_or_admin(request.user, slide.project),
     }
     return render(request, "agreement/slide_report.html", context)
 
@@ -99,7 +100,7 @@ def adjudicate(request: HttpRequest, slide_id: int) -> HttpResponse:
     stage = request.GET.get("stage", Stage.CELL)
     if stage not in Stage.values:
         stage = Stage.CELL
-    reviewer = selectors.is_reviewer(request.user, slide.project)
+    reviewer = is_reviewer_or_admin(request.user, slide.project)
     found = Adjudication.objects.filter(slide=slide, stage=stage).first() if reviewer else None
     context = {
         "slide": slide,

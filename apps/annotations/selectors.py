@@ -5,6 +5,10 @@ been assigned and every assigned task is submitted. Until then they see their ow
 and nothing else of that stage: no other annotator's set, no consensus, no model run. Reviewers
 and project admins see every set. Everything that exposes annotations (lists, details, counts,
 history, crops, TOI grid, imports, exports) starts from :func:`visible_sets`.
+
+The rule is written twice, side by side and tested to agree: :func:`stage_unblinded`, a
+queryset expression (annotations of sets, ``blinded`` of tasks), and :func:`blind_state`, the
+counts behind it for one (slide, stage) (agreement reports why a stage is not ready).
 """
 
 from __future__ import annotations
@@ -12,16 +16,27 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, TextField
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    QuerySet,
+    TextField,
+)
 from django.db.models.functions import Cast
 from PIL import Image
 from shapely import box, unary_union
 from shapely.geometry import shape
 from shapely.prepared import prep
 
-from apps.accounts.models import Membership, Project, Role
+from apps.accounts.models import Project
+from apps.accounts.roles import reviewer_or_admin_projects
 from apps.slides.deepzoom import handles
 from apps.slides.models import Slide
 from ml.geometry import Tile, square_box, tile_grid
@@ -37,31 +52,52 @@ from .models import (
     TileLabel,
 )
 
-PRIVILEGED_ROLES = (Role.REVIEWER, Role.ADMIN)
+
+# -- blinding -------------------------------------------------------------------------------
+def stage_unblinded() -> Q:
+    """A filter/annotation expression over rows with ``slide`` and ``stage`` fields (sets,
+    tasks): true where that (slide, stage) has at least one task and every task is submitted."""
+    stage_tasks = Task.objects.filter(slide=OuterRef("slide"), stage=OuterRef("stage"))
+    return Exists(stage_tasks) & ~Exists(stage_tasks.exclude(state=TaskState.SUBMITTED))
 
 
-def privileged_projects(user) -> QuerySet[Membership]:
-    """Project ids where ``user`` is a reviewer or admin (sees every set)."""
-    return Membership.objects.filter(user=user, role__in=PRIVILEGED_ROLES).values("project")
+def with_blinded(tasks: QuerySet[Task]) -> QuerySet[Task]:
+    """``tasks``, each annotated with ``blinded``: whether its (slide, stage) is still blinded."""
+    return tasks.annotate(blinded=ExpressionWrapper(~stage_unblinded(), BooleanField()))
+
+
+@dataclass(frozen=True)
+class BlindState:
+    """How far a (slide, stage) is from being unblinded: ``submitted`` of ``tasks``."""
+
+    tasks: int
+    submitted: int
+
+    @property
+    def blinded(self) -> bool:
+        """The rule of :func:`stage_unblinded`, negated, for these counts."""
+        return not (self.tasks and self.submitted == self.tasks)
+
+
+def blind_state(slide: Slide | int, stage: str) -> BlindState:
+    """The task counts of one (slide, stage), in one query."""
+    counts = Task.objects.filter(slide=slide, stage=stage).aggregate(
+        tasks=Count("pk"), submitted=Count("pk", filter=Q(state=TaskState.SUBMITTED))
+    )
+    return BlindState(tasks=counts["tasks"], submitted=counts["submitted"])
 
 
 def visible_sets(user) -> QuerySet[AnnotationSet]:
     """Annotation sets ``user`` may see, blinding applied (see the module docstring)."""
     if not user.is_authenticated:
         return AnnotationSet.objects.none()
-    stage_tasks = Task.objects.filter(slide=OuterRef("slide"), stage=OuterRef("stage"))
-    unblinded = Exists(stage_tasks) & ~Exists(stage_tasks.exclude(state=TaskState.SUBMITTED))
     return AnnotationSet.objects.filter(
         slide__project__in=Project.objects.visible_to(user).values("pk")
     ).filter(
-        Q(slide__project__in=privileged_projects(user))
+        Q(slide__project__in=reviewer_or_admin_projects(user))
         | Q(source=SetSource.ANNOTATOR, annotator=user)
-        | unblinded
+        | stage_unblinded()
     )
-
-
-def is_privileged(user, project: Project) -> bool:
-    return project.role_of(user) in PRIVILEGED_ROLES
 
 
 def live_count() -> Count:

@@ -18,7 +18,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.accounts.models import Project, Role
+from apps.accounts import roles
+from apps.accounts.models import Project
 from apps.slides.models import Slide
 from ml.classes import DEFAULT_CLASSES, RESERVED_HOTKEYS
 
@@ -180,7 +181,7 @@ def check_can_write(*, aset: AnnotationSet, user: AbstractBaseUser) -> None:
             raise NotAllowed(
                 "your task for this slide and stage is submitted; a project admin can reopen it"
             )
-    elif aset.slide.project.role_of(user) not in selectors.PRIVILEGED_ROLES:
+    elif not roles.is_reviewer_or_admin(user, aset.slide.project_id):
         raise NotAllowed("only reviewers and project admins change consensus and model-run sets")
 
 
@@ -526,7 +527,7 @@ def assign_task(
     *, slide: Slide, stage: str, annotator: AbstractBaseUser, assigned_by: AbstractBaseUser
 ) -> Task:
     """Assign ``annotator`` (a project member) to (slide, stage); idempotent."""
-    if slide.project.role_of(annotator) is None:
+    if not roles.is_member(annotator, slide.project_id):
         raise TaskStateError(f"{annotator} is not a member of this slide's project")
     task, created = Task.objects.get_or_create(
         slide=slide, stage=stage, annotator=annotator, defaults={"assigned_by": assigned_by}
@@ -558,7 +559,7 @@ def submit_task(*, task: Task, user: AbstractBaseUser) -> Task:
 @transaction.atomic
 def reopen_task(*, task: Task, user: AbstractBaseUser, note: str) -> Task:
     """Admin action: a submitted task goes back to in progress, which re-blinds its stage."""
-    if task.slide.project.role_of(user) != Role.ADMIN:
+    if not roles.is_admin(user, task.slide.project_id):
         raise NotAllowed("only a project admin may reopen a task")
     if task.state != TaskState.SUBMITTED:
         raise TaskStateError("only a submitted task can be reopened")

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
+from apps.accounts.roles import role_of
 from apps.slides.models import Slide, SlideStatus
 
 from .models import Stage
@@ -35,7 +36,7 @@ def annotate(request: HttpRequest, slide_id: int) -> HttpResponse:
         "stage": stage,
         "stage_name": Stage(stage).label,
         "tabs": STAGE_TABS,
-        "role": slide.project.role_of(request.user) or "",
+        "role": role_of(request.user, slide.project_id) or "",
         "ready": slide.status == SlideStatus.READY,
     }
     return render(request, "annotations/annotate.html", context)

@@ -8,7 +8,7 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.annotations.models import Annotation
+from apps.annotations.models import Annotation, AnnotationSet
 from tests.annotations.conftest import add_cell, own_set, polygon
 
 pytestmark = pytest.mark.django_db
@@ -172,3 +172,27 @@ def test_outsider_gets_404_everywhere(as_user, outsider, slide, study):
         == 404
     )
     assert api.get(f"/api/projects/{slide.project_id}/label-classes/").status_code == 404
+
+
+def test_blind_state_and_the_queryset_rule_agree_at_every_step(owner, member, partner, slide):
+    from apps.annotations import selectors, services
+
+    aset = services.get_or_create_annotator_set(slide=slide, stage="cell", user=member)
+
+    def states() -> tuple[tuple[int, int, bool], bool]:
+        state = selectors.blind_state(slide, "cell")
+        unblinded = AnnotationSet.objects.filter(pk=aset.pk).filter(selectors.stage_unblinded())
+        return (state.tasks, state.submitted, state.blinded), not unblinded.exists()
+
+    assert states() == ((0, 0, True), True)  # nothing assigned yet: blinded
+    tasks = [
+        services.assign_task(slide=slide, stage="cell", annotator=user, assigned_by=owner)
+        for user in (member, partner)
+    ]
+    assert states() == ((2, 0, True), True)
+    services.submit_task(task=tasks[0], user=member)
+    assert states() == ((2, 1, True), True)
+    services.submit_task(task=tasks[1], user=partner)
+    assert states() == ((2, 2, False), False)
+    services.reopen_task(task=tasks[1], user=owner, note="missed cells")
+    assert states() == ((2, 1, True), True)

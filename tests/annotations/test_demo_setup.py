@@ -6,6 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from apps.accounts.models import Project, Role
+from apps.accounts.roles import role_of
 from apps.annotations.models import LabelClass, Task
 
 pytestmark = pytest.mark.django_db
@@ -22,11 +23,11 @@ def test_setup_demo_assigns_both_annotators_every_stage_idempotently(
     call_command("setup_demo")
     project = Project.objects.get(name="Demo marrow project")
     demo = django_user_model.objects.get(username="demo")
-    assert project.role_of(demo) == Role.ADMIN
+    assert role_of(demo, project) == Role.ADMIN
     for username in ("annotator_a", "annotator_b"):
         user = django_user_model.objects.get(username=username)
         assert user.check_password("demo-pass-for-tests")
-        assert project.role_of(user) == Role.ANNOTATOR
+        assert role_of(user, project) == Role.ANNOTATOR
         tasks = Task.objects.filter(annotator=user, slide__name="demo marrow smear")
         assert sorted(tasks.values_list("stage", flat=True)) == ["cell", "roi", "toi"]
     assert LabelClass.objects.filter(project=project).count() == 22

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.annotations.models import Task, TaskEvent
 from tests.annotations.conftest import add_cell, own_set
@@ -115,3 +117,33 @@ def test_only_the_assigned_annotator_submits(as_user, owner, member, slide):
     response = as_user(owner).post(f"/api/tasks/{task_id}/submit/")
     assert response.status_code == 403
     assert Task.objects.get(pk=task_id).state == "assigned"
+
+
+def _listed(api) -> tuple[int, list[dict]]:
+    """The task list as ``api`` sees it, and how many SQL queries it took."""
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get("/api/tasks/")
+    assert response.status_code == 200, response.content
+    return len(queries.captured_queries), response.json()
+
+
+def test_the_task_list_costs_the_same_queries_for_one_task_or_many(
+    as_user, owner, member, partner, reviewer, slide
+):
+    admin = as_user(owner)
+    _assign(admin, slide, member)
+    one, _ = _listed(admin)
+    _assign(admin, slide, partner)
+    roi_task = _assign(admin, slide, member, stage="roi").json()["id"]
+    _assign(admin, slide, reviewer, stage="toi")
+    as_user(member).post(f"/api/tasks/{roi_task}/submit/")
+    many, tasks = _listed(admin)
+    assert many == one
+    # ``blinded`` is still per (slide, stage): the lone ROI task is submitted, nothing else.
+    blinded = {(t["stage"], t["annotator"]): t["blinded"] for t in tasks}
+    assert blinded == {
+        ("cell", member.pk): True,
+        ("cell", partner.pk): True,
+        ("roi", member.pk): False,
+        ("toi", reviewer.pk): True,
+    }

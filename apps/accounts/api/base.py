@@ -2,7 +2,8 @@
 
 Every viewset over project-owned data inherits ``ProjectScopedViewSet`` and names the path from
 its model to ``Project``. Objects outside the user's projects are simply absent, so an outsider
-gets 404, never 403 and never the data. Blinding (annotations) hooks in here too.
+gets 404, never 403 and never the data. Blinding (annotations) hooks in here too, and so do
+the per-action permission classes (``action_permissions``, see ``permissions.py``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from rest_framework import viewsets
 
+from apps.accounts.api.permissions import ActionPermissionsMixin
 from apps.accounts.models import Project
 
 
@@ -29,5 +31,5 @@ class ProjectScopedMixin:
         return queryset.filter(**{f"{self.project_path}__in": projects_of(user).values("pk")})
 
 
-class ProjectScopedViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
+class ProjectScopedViewSet(ActionPermissionsMixin, ProjectScopedMixin, viewsets.GenericViewSet):
     pass

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from apps.accounts import roles
 from apps.accounts.models import Membership, Project
 
 
@@ -21,4 +22,4 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     def get_my_role(self, project: Project) -> str | None:
         request = self.context.get("request")
-        return project.role_of(request.user) if request else None
+        return roles.role_of(request.user, project) if request else None

@@ -18,9 +18,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.api.base import ProjectScopedViewSet
+from apps.accounts.api.permissions import IsReviewerOrAdmin
 from apps.accounts.models import Project
 from apps.agreement import adjudication as adj
-from apps.agreement import presenters, selectors, services
+from apps.agreement import presenters, services
 from apps.agreement.errors import AgreementError, NotReady
 from apps.agreement.models import Adjudication
 from apps.annotations.api.base import error_response as annotation_error_response
@@ -64,6 +65,7 @@ class SlideAgreementViewSet(AgreementErrorsMixin, ProjectScopedViewSet):
 
     queryset = Slide.objects.select_related("project")
     project_path = "project"
+    action_permissions = {"adjudication": [IsReviewerOrAdmin], "decisions": [IsReviewerOrAdmin]}
 
     @extend_schema(
         parameters=[
@@ -103,7 +105,6 @@ class SlideAgreementViewSet(AgreementErrorsMixin, ProjectScopedViewSet):
         starts). POST: start it (201), or return the one already started (200)."""
         slide = self.get_object()
         stage = stage_of(request, required=True)
-        selectors.check_reviewer(request.user, slide.project)
         if request.method == "GET":
             found = Adjudication.objects.filter(slide=slide, stage=stage).first()
             if found is None:

@@ -176,8 +176,12 @@ class CropQuerySerializer(serializers.Serializer):
 
 
 class TaskSerializer(serializers.ModelSerializer):
+    """A task of a queryset passed through :func:`apps.annotations.selectors.with_blinded`."""
+
     annotator_name = serializers.CharField(source="annotator.username", read_only=True)
-    blinded = serializers.SerializerMethodField()
+    blinded = serializers.BooleanField(
+        read_only=True, help_text="whether the task's (slide, stage) is still blinded"
+    )
 
     class Meta:
         model = Task
@@ -195,14 +199,6 @@ class TaskSerializer(serializers.ModelSerializer):
             "submitted_at",
         ]
         read_only_fields = fields
-
-    def get_blinded(self, task: Task) -> bool:
-        """Whether (slide, stage) is still blinded: some assigned task is not submitted."""
-        return (
-            Task.objects.filter(slide_id=task.slide_id, stage=task.stage)
-            .exclude(state="submitted")
-            .exists()
-        )
 
 
 class TaskCreateSerializer(serializers.Serializer):

@@ -1,6 +1,7 @@
 """The annotation API: thin views that parse, authorize, call a service or selector, respond.
 
-Scoping and blinding come from ``BlindedViewSet`` (one place); errors from services map to
+Scoping and blinding come from ``BlindedViewSet`` (one place); role checks are the permission
+classes of ``apps.accounts.api.permissions``, named per action; errors from services map to
 status codes in ``base.error_response`` (one place).
 """
 
@@ -14,14 +15,16 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.api.base import ProjectScopedViewSet, projects_of
-from apps.accounts.models import Project, Role
+from apps.accounts.api.permissions import IsProjectAdmin
+from apps.accounts.models import Project
+from apps.accounts.roles import reviewer_or_admin_projects
 from apps.annotations import selectors, services
 from apps.annotations.api.parsers import FastJSONParser
 from apps.annotations.interchange import to_geojson, to_labelme
@@ -49,27 +52,33 @@ class LabelClassViewSet(AnnotationErrorsMixin, ProjectScopedViewSet):
     queryset = LabelClass.objects.all()
     serializer_class = s.LabelClassSerializer
     pagination_class = None
+    action_permissions = {
+        "create": [IsProjectAdmin],
+        "partial_update": [IsProjectAdmin],
+        "destroy": [IsProjectAdmin],
+    }
 
     def get_queryset(self) -> QuerySet[LabelClass]:
         return super().get_queryset().filter(project_id=self.kwargs["project_pk"])
 
-    def _project(self, *, admin: bool) -> Project:
+    def _project(self) -> Project:
+        """The URL's project among the user's (else 404), checked against this action's
+        permissions (else 403) before any label class is looked up."""
         project = projects_of(self.request.user).filter(pk=self.kwargs["project_pk"]).first()
         if project is None:
             raise NotFound("No such project.")
-        if admin and project.role_of(self.request.user) != Role.ADMIN:
-            raise PermissionDenied("Only a project admin may change the label schema.")
+        self.check_object_permissions(self.request, project)
         return project
 
     def list(self, request: Request, project_pk: int) -> Response:
-        self._project(admin=False)
+        self._project()
         return Response(s.LabelClassSerializer(self.get_queryset(), many=True).data)
 
     def retrieve(self, request: Request, project_pk: int, pk: str) -> Response:
         return Response(s.LabelClassSerializer(self.get_object()).data)
 
     def create(self, request: Request, project_pk: int) -> Response:
-        project = self._project(admin=True)
+        project = self._project()
         form = s.LabelClassSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
@@ -85,7 +94,7 @@ class LabelClassViewSet(AnnotationErrorsMixin, ProjectScopedViewSet):
 
     @extend_schema(request=s.LabelClassUpdateSerializer, responses=s.LabelClassSerializer)
     def partial_update(self, request: Request, project_pk: int, pk: str) -> Response:
-        self._project(admin=True)
+        self._project()
         form = s.LabelClassUpdateSerializer(data=request.data, partial=True)
         form.is_valid(raise_exception=True)
         changes = dict(form.validated_data)
@@ -96,7 +105,7 @@ class LabelClassViewSet(AnnotationErrorsMixin, ProjectScopedViewSet):
 
     @extend_schema(responses={204: None, 409: OpenApiResponse(description="the class is in use")})
     def destroy(self, request: Request, project_pk: int, pk: str) -> Response:
-        self._project(admin=True)
+        self._project()
         services.delete_label_class(label_class=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -341,15 +350,16 @@ class TaskViewSet(AnnotationErrorsMixin, mixins.RetrieveModelMixin, ProjectScope
     serializer_class = s.TaskSerializer
     pagination_class = None
     project_path = "slide__project"
+    action_permissions = {"create": [IsProjectAdmin], "reopen": [IsProjectAdmin]}
 
     def get_queryset(self) -> QuerySet[Task]:
         user = self.request.user
         queryset = (
             super()
             .get_queryset()
-            .filter(Q(annotator=user) | Q(slide__project__in=selectors.privileged_projects(user)))
+            .filter(Q(annotator=user) | Q(slide__project__in=reviewer_or_admin_projects(user)))
         )
-        return _by_slide_and_stage(queryset, self.request.query_params)
+        return selectors.with_blinded(_by_slide_and_stage(queryset, self.request.query_params))
 
     @extend_schema(parameters=SLIDE_STAGE_FILTERS)
     def list(self, request: Request) -> Response:
@@ -360,8 +370,7 @@ class TaskViewSet(AnnotationErrorsMixin, mixins.RetrieveModelMixin, ProjectScope
         form = s.TaskCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         slide = _visible_slide(request, form.validated_data["slide"])
-        if slide.project.role_of(request.user) != Role.ADMIN:
-            raise PermissionDenied("Only a project admin may assign tasks.")
+        self.check_object_permissions(request, slide)
         annotator = (
             slide.project.memberships.filter(user_id=form.validated_data["annotator"])
             .select_related("user")
@@ -375,19 +384,19 @@ class TaskViewSet(AnnotationErrorsMixin, mixins.RetrieveModelMixin, ProjectScope
             annotator=annotator.user,
             assigned_by=request.user,
         )
-        return Response(s.TaskSerializer(task).data, status=status.HTTP_201_CREATED)
+        return Response(_task_json(task), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=s.TaskSerializer)
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk: str) -> Response:
         task = services.start_task(task=self.get_object(), user=request.user)
-        return Response(s.TaskSerializer(task).data)
+        return Response(_task_json(task))
 
     @extend_schema(request=None, responses=s.TaskSerializer)
     @action(detail=True, methods=["post"])
     def submit(self, request: Request, pk: str) -> Response:
         task = services.submit_task(task=self.get_object(), user=request.user)
-        return Response(s.TaskSerializer(task).data)
+        return Response(_task_json(task))
 
     @extend_schema(request=s.ReopenSerializer, responses=s.TaskSerializer)
     @action(detail=True, methods=["post"])
@@ -397,7 +406,7 @@ class TaskViewSet(AnnotationErrorsMixin, mixins.RetrieveModelMixin, ProjectScope
         task = services.reopen_task(
             task=self.get_object(), user=request.user, note=form.validated_data["note"]
         )
-        return Response(s.TaskSerializer(task).data)
+        return Response(_task_json(task))
 
 
 # -- slide-level tools ----------------------------------------------------------------------
@@ -473,6 +482,12 @@ def _ready_slide(request: Request, slide_id: int) -> Slide:
     if slide.status != SlideStatus.READY or not slide.width or not slide.height:
         raise NotFound(f"The slide is {slide.status}: {slide.error or 'not ingested yet'}.")
     return slide
+
+
+def _task_json(task: Task) -> dict:
+    """``task`` as the API shows it, read back with its ``blinded`` (it may have changed)."""
+    fresh = selectors.with_blinded(Task.objects.select_related("annotator")).get(pk=task.pk)
+    return s.TaskSerializer(fresh).data
 
 
 def _visible_set(request: Request, set_id: int) -> AnnotationSet:

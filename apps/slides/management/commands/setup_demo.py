@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from apps.accounts.models import Project, Role
+from apps.accounts.roles import is_member
 from apps.accounts.services import add_member, create_project
 from apps.annotations.models import Stage
 from apps.annotations.services import assign_task, ensure_label_schema
@@ -75,7 +76,7 @@ class Command(BaseCommand):
             elif not annotator.check_password(password):
                 annotator.set_password(password)
                 annotator.save(update_fields=["password"])
-            if project.role_of(annotator) is None:
+            if not is_member(annotator, project):
                 add_member(project=project, user=annotator, role=Role.ANNOTATOR)
             for stage in Stage.values:
                 assign_task(slide=slide, stage=stage, annotator=annotator, assigned_by=admin)
