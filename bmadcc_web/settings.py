@@ -70,7 +70,7 @@ if not SECRET_KEY:
             f"SECRET_KEY must be set when DEBUG is off (or run scripts/setup.sh once, which "
             f"generates {VAR_DIR / 'secret-key'})"
         )
-    SECRET_KEY = "dev-only-insecure-key-not-for-production"  # noqa: S105
+    SECRET_KEY = "dev-only-insecure-key-not-for-production"  # never with DEBUG off on a server
 ALLOWED_HOSTS = [h for h in envstr("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
