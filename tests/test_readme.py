@@ -84,11 +84,12 @@ def test_without_secret_key_or_its_file_manage_py_fails_loudly(tmp_path: Path) -
 
 @pytest.mark.slow
 def test_every_readme_command_works_from_a_new_shell_after_the_first_run(tmp_path: Path) -> None:
-    var_dir = tmp_path / "var"
+    var_dir, shared = tmp_path / "var", tmp_path / "empty-shared-data"
     var_dir.mkdir()
-    # What scripts/setup.sh and scripts/run.sh do once, on a clean clone with no ../shared.
+    shared.mkdir()
+    # What scripts/setup.sh and scripts/run.sh do once, on a clean clone with no sample data.
     (var_dir / "secret-key").write_text(secrets.token_urlsafe(50))
-    env = _fresh_env(var_dir, tmp_path / "no-shared-data")
+    env = _fresh_env(var_dir, shared)
     for step in (f"{PYTHON} manage.py migrate --noinput -v0", f"{PYTHON} manage.py setup_demo"):
         result = _run(step, env)
         assert result.returncode == 0, f"{step}\n{result.stderr}"
