@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import random
 import statistics
 import sys
 import time
@@ -27,59 +25,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bmadcc_web.settings")
-# A benchmark never serves anyone: the development key is fine, DEBUG stays off (it would log
-# every query and slow the figures down).
-os.environ.setdefault("BMADCC_ALLOW_DEV_SECRET", "true")
 
-from bench.synthetic import SHARED  # noqa: E402
-
-SLIDE_SIZE = 20_000
-
-
-def cell_polygons(n: int, seed: int, slide_size: int) -> list[dict]:
-    """``n`` star-shaped (valid, simple) cell outlines of 20-60 vertices, level-0 px.
-
-    Cells sit on a jittered grid so they do not overlap; radii 25-60 px (a 5-12 um cell at
-    0.1 um/px), boundaries wobble by up to 15 % like a traced outline.
-    """
-    rng = random.Random(seed)
-    side = math.ceil(math.sqrt(n))
-    pitch = (slide_size - 400) / side
-    items = []
-    for i in range(n):
-        cx = 200 + pitch * (i % side + 0.5) + rng.uniform(-20, 20)
-        cy = 200 + pitch * (i // side + 0.5) + rng.uniform(-20, 20)
-        radius, vertices = rng.uniform(25, 60), rng.randint(20, 60)
-        ring = []
-        for k in range(vertices):
-            angle = 2 * math.pi * k / vertices
-            r = radius * rng.uniform(0.85, 1.0)
-            ring.append([round(cx + r * math.cos(angle), 2), round(cy + r * math.sin(angle), 2)])
-        ring.append(ring[0])
-        items.append(
-            {"geometry": {"type": "Polygon", "coordinates": [ring]}, "label": "lymphocyte"}
-        )
-    return items
+from bench.world import SLIDE_SIZE, cell_polygons, demo_world, logged_in_client  # noqa: E402
 
 
 def setup_world():
     """A user, a project and the 20k demo smear, ingested; returns (client, slide)."""
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-
-    from apps.accounts.services import create_project
-    from apps.slides import services
-    from apps.slides.demo import ensure_demo_slide
-
-    user = get_user_model().objects.create_user("bench", password="bench-pass-123")
-    project = create_project(name="bench", created_by=user)
-    path = ensure_demo_slide(SHARED, REPO / "var" / "test-cache", size=SLIDE_SIZE)
-    intake = services.register_path(project=project, path=path, user=user)
-    services.ingest(intake.slide.pk)
-    client = Client()
-    client.force_login(user)
-    return client, intake.slide
+    user, _, slide = demo_world("bench", "bench-pass-123", "bench")
+    return logged_in_client(user), slide
 
 
 def post_json(client, url: str, body: dict):

@@ -35,7 +35,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.synthetic import ensure_bench_slide  # noqa: E402
+from bench.synthetic import SHARED, ensure_bench_slide  # noqa: E402
 from ml.baselines.cells import segment_cells  # noqa: E402
 from ml.baselines.roi import glass_od  # noqa: E402
 from ml.cards import ModelCard, Normalisation  # noqa: E402
@@ -60,7 +60,7 @@ from ml.stages.reader import clipped_window, stream_windows  # noqa: E402
 from ml.stages.roi import RoiResult, RoiStage  # noqa: E402
 from ml.stages.toi import ToiStage, candidate_tiles  # noqa: E402
 
-BCCD_DIR = REPO.parent / "shared" / "data" / "smears" / "BCCD"
+BCCD_DIR = SHARED / "smears" / "BCCD"
 IMAGENET = Normalisation((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 TILE = 1600
 MARGIN = 200  # 20 µm at the bench slide's 0.1 µm/px

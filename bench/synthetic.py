@@ -12,9 +12,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ml.paths import shared_data_dir  # noqa: E402
 from ml.pyramid import build_mosaic_slide  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "data"
+#: ``$BMADCC_SHARED_DATA`` or ``<repo>/../shared/data``, as settings and the tests read it.
+SHARED = shared_data_dir()
 BENCH_DIR = REPO / "var" / "bench"
 
 

@@ -32,9 +32,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bmadcc_web.settings")
-# A benchmark serves nobody: the development key is fine, DEBUG stays off.
-os.environ.setdefault("BMADCC_ALLOW_DEV_SECRET", "true")
+
+from bench.world import SLIDE_SIZE, cell_polygons, demo_world, logged_in_client  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -46,7 +45,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 WINDOW = {"width": 1400, "height": 900}
-SLIDE_SIZE = 20_000
 
 # One new view per animation frame: zoom swings between 0.4x and 1.6x of the home zoom while
 # the centre circles; `immediately` so that every frame is a fresh pan/zoom, the worst case.
@@ -192,25 +190,11 @@ def _allow_test_client() -> None:
 
 def _populate(cells: int) -> tuple[str, int]:
     """User, project, the 20k demo smear and ``cells`` labelled cells; (sessionid, slide id)."""
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-
-    from apps.accounts.services import create_project
     from apps.annotations import services as annotations
     from apps.annotations.errors import BulkInvalid
     from apps.annotations.models import LabelClass
-    from apps.slides import services as slides
-    from apps.slides.demo import ensure_demo_slide
-    from bench.annotations import cell_polygons
-    from bench.synthetic import SHARED
 
-    user = get_user_model().objects.create_user("viewer-bench", password="viewer-bench-pass")
-    project = create_project(name="viewer bench", created_by=user)
-    path = ensure_demo_slide(SHARED, REPO / "var" / "test-cache", size=SLIDE_SIZE)
-    intake = slides.register_path(project=project, path=path, user=user)
-    slides.ingest(intake.slide.pk)
-    slide = intake.slide
-    slide.refresh_from_db()  # ingest wrote the dimensions on its own copy of the row
+    user, project, slide = demo_world("viewer-bench", "viewer-bench-pass", "viewer bench")
     # Every class of the schema in turn: the overlay draws one path per colour.
     keys = list(LabelClass.objects.filter(project=project).values_list("key", flat=True))
     items = cell_polygons(cells, 0, SLIDE_SIZE)
@@ -221,9 +205,7 @@ def _populate(cells: int) -> tuple[str, int]:
         annotations.bulk_create_annotations(aset=aset, user=user, items=items)
     except BulkInvalid as exc:
         raise SystemExit(f"the bench cells were refused: {exc.errors[:3]}") from exc
-    client = Client()
-    client.force_login(user)
-    return client.cookies["sessionid"].value, slide.pk
+    return logged_in_client(user).cookies["sessionid"].value, slide.pk
 
 
 @contextmanager

@@ -1,6 +1,8 @@
 """Django settings for bmadcc.
 
-This is the only module that reads environment variables. Every value has an embedded default
+This is the only module of the app that reads environment variables (the shared-data location
+comes through :func:`ml.paths.shared_data_dir`, which the Django-free tests and benches share).
+Every value has an embedded default
 for a fresh laptop (SQLite, in-memory channel layer, django-q2 ORM broker); CI and production
 override them. The helpers fail loudly on a malformed value rather than guessing.
 """
@@ -11,6 +13,8 @@ from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from ml.paths import shared_data_dir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -47,23 +51,39 @@ def envpath(name: str, default: Path) -> Path:
 
 VAR_DIR = envpath("BMADCC_VAR_DIR", BASE_DIR / "var")
 DEBUG = envbool("DEBUG", False)
-# A fixed development key is only acceptable with DEBUG on; production must set SECRET_KEY.
-SECRET_KEY = os.environ.get("SECRET_KEY") or ""
+
+
+def local_secret_key(path: Path) -> str:
+    """The key ``scripts/setup.sh`` generated into ``path``, or "" when there is none."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+# Production sets SECRET_KEY. A local install falls back to the key the setup script generated
+# under var/, so manage.py works from a plain shell; a fixed development key is only acceptable
+# with DEBUG on (or for benchmarks, BMADCC_ALLOW_DEV_SECRET).
+SECRET_KEY = os.environ.get("SECRET_KEY") or local_secret_key(VAR_DIR / "secret-key")
 if not SECRET_KEY:
     if not DEBUG and not envbool("BMADCC_ALLOW_DEV_SECRET", False):
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "dev-only-insecure-key-not-for-production"  # noqa: S105
+        raise ImproperlyConfigured(
+            f"SECRET_KEY must be set when DEBUG is off (or run scripts/setup.sh once, which "
+            f"generates {VAR_DIR / 'secret-key'})"
+        )
+    SECRET_KEY = "dev-only-insecure-key-not-for-production"  # never with DEBUG off on a server
 ALLOWED_HOSTS = [h for h in envstr("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 # Where slide files live (content-addressed by SHA-256) and where model weights are looked up.
 SLIDE_STORAGE_DIR = envpath("SLIDE_STORAGE_DIR", VAR_DIR / "slides")
 MODEL_DIR = envpath("MODEL_DIR", VAR_DIR / "models")
-# Uploads larger than this are refused before any byte is written (bytes; 0 = unlimited).
 # Real sample files (read-only) that the demo setup registers; never copied into the repo.
-SHARED_DATA_DIR = envpath("BMADCC_SHARED_DATA", BASE_DIR.parent / "shared" / "data")
+# ml.paths owns the variable and its default, so the Django-free tests and benches agree.
+SHARED_DATA_DIR = shared_data_dir()
 # The demo account's password; when unset, setup_demo generates one and keeps it under var/.
 DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "")
+# Uploads larger than this are refused before any byte is written (bytes; 0 = unlimited).
 SLIDE_UPLOAD_MAX_BYTES = envint("SLIDE_UPLOAD_MAX_BYTES", 200 * 1024**3)
 SLIDE_HANDLE_CACHE_SIZE = envint("SLIDE_HANDLE_CACHE_SIZE", 32)
 TILE_CACHE_SECONDS = envint("TILE_CACHE_SECONDS", 3600)

@@ -115,15 +115,32 @@ def cohen_kappa(
     y_a, y_b = _paired(y_a, y_b)
     if labels is None:
         labels = sorted(set(y_a.tolist()) | set(y_b.tolist()))
-    matrix = confusion_matrix(y_a, y_b, labels).astype(np.float64)
-    n = matrix.sum()
-    if n == 0:
-        return None
-    p_o = np.trace(matrix) / n
-    p_e = float(np.dot(matrix.sum(axis=1), matrix.sum(axis=0))) / (n * n)
-    if np.isclose(p_e, 1.0):
-        return 1.0
-    return float((p_o - p_e) / (1.0 - p_e))
+    kappa = float(kappa_from_confusions(confusion_matrix(y_a, y_b, labels)))
+    return None if np.isnan(kappa) else kappa
+
+
+def kappa_from_confusions(confusions: np.ndarray) -> np.ndarray:
+    """Cohen's kappa of a stack of confusion matrices ``(..., L, L)`` -> float64 ``(...)``.
+
+    The one kappa formula (:func:`cohen_kappa` and the agreement bootstraps use it). ``p_e == 1``
+    (both raters gave every item one and the same class) gives 1.0; an empty matrix gives NaN
+    (callers drop it or answer ``None``), never a warning.
+    """
+    m = np.asarray(confusions, dtype=np.float64)
+    n = m.sum(axis=(-2, -1))
+    safe_n = np.where(n > 0, n, 1.0)
+    p_o = np.trace(m, axis1=-2, axis2=-1) / safe_n
+    p_e = (m.sum(axis=-1) * m.sum(axis=-2)).sum(axis=-1) / (safe_n * safe_n)
+    one = np.isclose(p_e, 1.0)
+    kappa = np.where(one, 1.0, (p_o - p_e) / np.where(one, 1.0, 1.0 - p_e))
+    return np.where(n > 0, kappa, np.nan)
+
+
+def agreement_from_confusions(confusions: np.ndarray) -> np.ndarray:
+    """Percent agreement (the diagonal's share) of a stack of confusion matrices ``(..., L, L)``
+    -> float64 ``(...)`` in [0, 1]; NaN for an empty matrix, as :func:`kappa_from_confusions`."""
+    m = np.asarray(confusions, dtype=np.float64)
+    return safe_ratio(np.trace(m, axis1=-2, axis2=-1), m.sum(axis=(-2, -1)), np.nan)
 
 
 def fleiss_kappa(
@@ -224,9 +241,9 @@ def classification_report(
     matrix = confusion_matrix(y_true, y_pred, labels)
     tp = np.diag(matrix).astype(np.float64)
     support = matrix.sum(axis=1)
-    precision = _safe_ratio(tp, matrix.sum(axis=0))
-    recall = _safe_ratio(tp, support)
-    f1 = _safe_ratio(2 * precision * recall, precision + recall)
+    precision = safe_ratio(tp, matrix.sum(axis=0))
+    recall = safe_ratio(tp, support)
+    f1 = safe_ratio(2 * precision * recall, precision + recall)
     per_class = {
         label: ClassScores(float(precision[i]), float(recall[i]), float(f1[i]), int(support[i]))
         for i, label in enumerate(labels)
@@ -241,9 +258,13 @@ def classification_report(
     )
 
 
-def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
-    out = np.zeros_like(num)
+def safe_ratio(num: np.ndarray, den: np.ndarray, empty: float = 0.0) -> np.ndarray:
+    """Elementwise ``num / den`` as float64, ``empty`` where ``den <= 0`` (no warning).
+
+    The one zero-denominator rule: 0.0 by default, as scikit-learn's ``zero_division=0``.
+    """
+    num, den = np.broadcast_arrays(np.asarray(num, np.float64), np.asarray(den, np.float64))
+    out = np.full(num.shape, empty, dtype=np.float64)
     np.divide(num, den, out=out, where=den > 0)
     return out
 
@@ -303,7 +324,7 @@ def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
     inter = np.clip(w, 0, None) * np.clip(h, 0, None)
     union = area_a + area_b - inter
-    return _safe_ratio(inter, union)
+    return safe_ratio(inter, union)
 
 
 def _box_area(boxes: np.ndarray) -> np.ndarray:
@@ -503,7 +524,18 @@ def bootstrap_ci(
         value = statistic(*(x[idx] for x in arrays))
         if value is not None and np.isfinite(value):
             values.append(float(value))
-    if not values:
+    return percentile_ci(np.asarray(values, dtype=np.float64), confidence)
+
+
+def percentile_ci(replicates: np.ndarray, confidence: float = 0.95) -> tuple[float, float] | None:
+    """The percentile interval of the finite bootstrap ``replicates``; ``None`` when none is.
+
+    The one percentile rule: :func:`bootstrap_ci` and the vectorised agreement bootstraps
+    (:mod:`ml.agreement.estimates`) both end here.
+    """
+    values = np.asarray(replicates, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
         return None
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(values, [alpha, 1.0 - alpha])

@@ -28,6 +28,8 @@ from ml.classes import DEFAULT_CLASSES, CellClass, class_by_key
 from ml.count import Alert, Dcc, differential_count, misclassification_rates, rescreening_alert
 from ml.device import pick_device
 from ml.geometry import Tile
+from ml.interchange import qupath
+from ml.interchange.qupath import PathClass
 from ml.models.sam_everything import SamEverything
 from ml.slide import SlideReader, open_slide
 from ml.stages.cells import (
@@ -179,11 +181,12 @@ class AnalysisResult:
         """The cells as a QuPath-compatible GeoJSON FeatureCollection (level-0 px).
 
         Each cell is a ``detection`` with a closed Polygon ring; classified cells carry
-        ``classification: {name, color: [r, g, b]}`` from the project's class set (unclassified
-        cells carry none, as QuPath writes them), and ``measurements`` with the scores.
+        ``classification: {name, color: [r, g, b]}`` and ``class_key`` from the project's class
+        set (unclassified cells carry none, as QuPath writes them), and ``measurements`` with the
+        scores. The layout is :mod:`ml.interchange.qupath`'s, which the app's export shares.
         """
         by_key = class_by_key(self.config.classes)
-        return {"type": "FeatureCollection", "features": [_feature(c, by_key) for c in self.cells]}
+        return qupath.feature_collection(_feature(c, by_key) for c in self.cells)
 
 
 def _rate(n: int, seconds: float) -> float | None:
@@ -191,25 +194,23 @@ def _rate(n: int, seconds: float) -> float | None:
 
 
 def _feature(cell: Cell, by_key: dict[str, CellClass]) -> dict[str, Any]:
-    properties: dict[str, Any] = {"objectType": "detection", "isLocked": False}
     cell_class = by_key.get(cell.label)
-    if cell_class is not None:
-        properties["classification"] = {"name": cell_class.name, "color": _rgb(cell_class.colour)}
+    path_class = (
+        None
+        if cell_class is None
+        else PathClass(cell_class.key, cell_class.name, cell_class.colour)
+    )
     measurements = {"segmentation_score": round(cell.score, 4), "area_px": round(cell.area, 1)}
     if cell.probabilities is not None:
         measurements["top_probability"] = round(float(np.max(cell.probabilities)), 4)
-    properties["measurements"] = measurements
     ring = cell.to_dict()["polygon"]
-    return {
-        "type": "Feature",
-        "id": str(uuid.uuid4()),
-        "geometry": {"type": "Polygon", "coordinates": [ring]},
-        "properties": properties,
-    }
-
-
-def _rgb(colour: str) -> list[int]:
-    return [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    return qupath.feature(
+        {"type": "Polygon", "coordinates": [ring]},
+        object_type=qupath.DETECTION,
+        path_class=path_class,
+        feature_id=str(uuid.uuid4()),
+        measurements=measurements,
+    )
 
 
 def build_stages(

@@ -17,4 +17,5 @@ export Q_SYNC=${Q_SYNC:-true}
 mkdir -p artifacts
 .venv/bin/python manage.py collectstatic --noinput -v0
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/python -m pytest "$@"

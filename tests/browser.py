@@ -54,7 +54,12 @@ def chromium():
         pytest.fail("the front end is not built: run `npm run build` in frontend/")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
+    # Playwright's sync API runs an event loop in the test thread for the whole module, and the
+    # tests still use Django's ORM synchronously there. Allow that only while chromium runs:
+    # every other test keeps Django's guard, so a sync ORM call slipped into async code (the
+    # ASGI tile path) fails there as it would under daphne.
+    with pytest.MonkeyPatch.context() as env, sync_playwright() as pw:
+        env.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()

@@ -6,16 +6,11 @@ and an outsider who belongs to another project.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.ml.data import SHARED_DATA, SLIDES_DIR  # noqa: F401  (re-exported to tests)
-
-# Playwright's sync API runs an event loop in the test thread; Django's ORM is still used
-# synchronously there, which is safe in tests.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+from tests.ml.data import SHARED_DATA, SLIDES_DIR  # tests import both from here too
 
 REPO = Path(__file__).resolve().parents[1]
 #: The real Aperio slide most annotation and agreement tests draw on (2220 x 2967 px).

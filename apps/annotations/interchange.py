@@ -1,140 +1,40 @@
-"""Labelme JSON and QuPath GeoJSON: reading them into annotation items, writing a set out.
+"""The app's side of annotation interchange: files in as items with our label keys, stored
+rows out as QuPath GeoJSON or Labelme.
 
-Reading returns plain items ``{"geometry", "label", "source"}`` in level-0 slide px; the label
-is still the file's own label, mapped to ours by :func:`map_labels`. Nothing here touches the
-database: ``services.import_file`` validates and stores the items, all or nothing.
-
-- Labelme (the tool the published annotators used): ``{"shapes": [{"label", "points",
-  "shape_type"}], "imageWidth", "imageHeight"}`` in image px. A per-tile file is placed on the
-  slide with ``offset`` (the tile's level-0 top-left); a per-slide file uses offset (0, 0).
-- QuPath GeoJSON: a FeatureCollection, a bare list of Features or one Feature, with Polygon or
-  MultiPolygon geometries and the class in ``properties.classification.name``.
+The formats are written and read once, in :mod:`ml.interchange` (the pipeline's GeoJSON goes
+through the same writer). This module adds what needs the app: our error class, the mapping of
+a file's labels to a project's keys, and the classes (display name, colour) of stored labels.
+Nothing here writes to the database: ``services.import_file`` validates and stores the items,
+all or nothing.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import ImportFailed
+from ml.interchange import FORMATS, InterchangeError, labelme, qupath
+from ml.interchange import parse_file as _parse_file
+from ml.interchange.qupath import PathClass
 
-FORMATS = ("labelme", "geojson")
-# A Labelme circle becomes a polygon with this many vertices.
-_CIRCLE_VERTICES = 32
+from .errors import ImportFailed
+from .models import LabelClass, Stage
+
+__all__ = ["FORMATS", "map_labels", "parse_file", "path_classes", "to_geojson", "to_labelme"]
+
+#: QuPath objectType per stage: drawn regions are annotations, cells are detections.
+_OBJECT_TYPES = {Stage.ROI: qupath.ANNOTATION, Stage.TOI: qupath.ANNOTATION}
 
 
 def parse_file(data: bytes, fmt: str, *, offset: tuple[float, float] = (0.0, 0.0)) -> list[dict]:
-    """Items ``[{"geometry": GeoJSON Polygon, "label": str, "source": str}]`` from a file.
+    """Items ``[{"geometry", "label", "source"}]`` of a file (:func:`ml.interchange.parse_file`).
 
-    ``offset`` (level-0 px) is added to every point. Raises :class:`ImportFailed` for a file
-    that is not JSON of the expected shape, or holds a shape this app cannot store.
+    Raises :class:`ImportFailed` with the reader's message for a file it cannot read.
     """
     try:
-        document = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ImportFailed(f"the file is not JSON: {exc}") from exc
-    if fmt == "labelme":
-        items = _labelme_items(document)
-    elif fmt == "geojson":
-        items = _geojson_items(document)
-    else:
-        raise ImportFailed(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    if not items:
-        raise ImportFailed("the file holds no shapes")
-    dx, dy = offset
-    for item in items:
-        item["geometry"] = _shifted(item["geometry"], dx, dy)
-    return items
-
-
-def _labelme_items(document: Any) -> list[dict]:
-    if not isinstance(document, dict) or not isinstance(document.get("shapes"), list):
-        raise ImportFailed('not a Labelme file: no "shapes" list')
-    items = []
-    for index, shape in enumerate(document["shapes"]):
-        where = f"shape {index}"
-        if not isinstance(shape, dict) or not isinstance(shape.get("points"), list):
-            raise ImportFailed(f'{where}: no "points" list')
-        kind = shape.get("shape_type") or "polygon"
-        ring = _labelme_ring(kind, shape["points"], where)
-        items.append(
-            {
-                "geometry": {"type": "Polygon", "coordinates": [ring]},
-                "label": str(shape.get("label") or ""),
-                "source": where,
-            }
-        )
-    return items
-
-
-def _labelme_ring(kind: str, points: list[Any], where: str) -> list[Any]:
-    if kind == "polygon":
-        return list(points)
-    if kind == "rectangle" and len(points) == 2:
-        (x0, y0), (x1, y1) = points
-        return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
-    if kind == "circle" and len(points) == 2:
-        (cx, cy), (px, py) = points
-        r = math.hypot(px - cx, py - cy)
-        steps = range(_CIRCLE_VERTICES)
-        return [
-            [
-                cx + r * math.cos(2 * math.pi * i / _CIRCLE_VERTICES),
-                cy + r * math.sin(2 * math.pi * i / _CIRCLE_VERTICES),
-            ]
-            for i in steps
-        ]
-    raise ImportFailed(f"{where}: a {kind!r} shape with {len(points)} point(s) is not an area")
-
-
-def _geojson_items(document: Any) -> list[dict]:
-    if isinstance(document, dict) and document.get("type") == "FeatureCollection":
-        features = document.get("features")
-    elif isinstance(document, dict) and document.get("type") == "Feature":
-        features = [document]
-    else:
-        features = document
-    if not isinstance(features, list):
-        raise ImportFailed("not GeoJSON: expected a FeatureCollection, a Feature or a list of them")
-    items = []
-    for index, feature in enumerate(features):
-        where = f"feature {index}"
-        if not isinstance(feature, dict) or not isinstance(feature.get("geometry"), dict):
-            raise ImportFailed(f"{where}: not a Feature with a geometry")
-        label = _geojson_label(feature.get("properties") or {})
-        for part, polygon in enumerate(_polygons_of(feature["geometry"], where)):
-            source = where if part == 0 else f"{where} part {part}"
-            items.append({"geometry": polygon, "label": label, "source": source})
-    return items
-
-
-def _polygons_of(geometry: Mapping[str, Any], where: str) -> Iterable[dict]:
-    kind = geometry.get("type")
-    if kind == "Polygon":
-        return [{"type": "Polygon", "coordinates": geometry.get("coordinates")}]
-    if kind == "MultiPolygon" and isinstance(geometry.get("coordinates"), list):
-        return [{"type": "Polygon", "coordinates": c} for c in geometry["coordinates"]]
-    raise ImportFailed(f"{where}: a {kind} is not an area (Polygon or MultiPolygon)")
-
-
-def _geojson_label(properties: Mapping[str, Any]) -> str:
-    classification = properties.get("classification")
-    if isinstance(classification, dict) and classification.get("name"):
-        return str(classification["name"])
-    return str(properties.get("label") or "")
-
-
-def _shifted(geometry: dict, dx: float, dy: float) -> dict:
-    if not dx and not dy:
-        return geometry
-    rings = geometry.get("coordinates")
-    try:
-        shifted = [[[p[0] + dx, p[1] + dy] for p in ring] for ring in rings]
-    except (TypeError, IndexError, KeyError) as exc:
-        raise ImportFailed("coordinates must be lists of [x, y] numbers") from exc
-    return {"type": "Polygon", "coordinates": shifted}
+        return _parse_file(data, fmt, offset=offset)
+    except InterchangeError as exc:
+        raise ImportFailed(exc.message) from exc
 
 
 def map_labels(
@@ -165,42 +65,43 @@ def map_labels(
     return items
 
 
-def to_geojson(rows: Iterable[Mapping[str, Any]]) -> dict:
-    """A QuPath-readable FeatureCollection; ``classification.name`` carries our label key."""
+def path_classes(project_id: int) -> dict[str, PathClass]:
+    """Every class of the project's label schema (retired ones too), by key."""
+    rows = LabelClass.objects.filter(project_id=project_id).values_list("key", "name", "colour")
+    return {key: PathClass(key, name, colour) for key, name, colour in rows}
+
+
+def to_geojson(
+    rows: Iterable[Mapping[str, Any]], *, stage: str, classes: Mapping[str, PathClass]
+) -> dict:
+    """A QuPath-readable FeatureCollection of stored annotation rows (level-0 px).
+
+    ``rows`` carry id, geometry, label, version and tile_col/tile_row. A label outside
+    ``classes`` (a TOI tile's ``toi``/``non_toi``) is its own display name, with no colour.
+    """
+    object_type = _OBJECT_TYPES.get(stage, qupath.DETECTION)
     features = []
     for row in rows:
-        properties: dict[str, Any] = {
-            "objectType": "annotation",
-            "id": row["id"],
-            "label": row["label"],
-            "version": row["version"],
-        }
-        if row["label"]:
-            properties["classification"] = {"name": row["label"]}
+        label = row["label"]
+        extra: dict[str, Any] = {"id": row["id"], "version": row["version"]}
         if row["tile_col"] is not None:
-            properties["tile_col"], properties["tile_row"] = row["tile_col"], row["tile_row"]
-        features.append({"type": "Feature", "geometry": row["geometry"], "properties": properties})
-    return {"type": "FeatureCollection", "features": features}
+            extra["tile_col"], extra["tile_row"] = row["tile_col"], row["tile_row"]
+        features.append(
+            qupath.feature(
+                row["geometry"],
+                object_type=object_type,
+                path_class=(classes.get(label) or PathClass(label, label)) if label else None,
+                properties=extra,
+            )
+        )
+    return qupath.feature_collection(features)
 
 
 def to_labelme(rows: Iterable[Mapping[str, Any]], *, width: int, height: int, name: str) -> dict:
-    """A per-slide Labelme document (level-0 px); holes are dropped, as Labelme has none."""
-    shapes = [
-        {
-            "label": row["label"],
-            "points": row["geometry"]["coordinates"][0][:-1],
-            "group_id": None,
-            "shape_type": "polygon",
-            "flags": {},
-        }
-        for row in rows
-    ]
-    return {
-        "version": "5.2.1",
-        "flags": {},
-        "shapes": shapes,
-        "imagePath": name,
-        "imageData": None,
-        "imageHeight": height,
-        "imageWidth": width,
-    }
+    """A per-slide Labelme document of stored rows (level-0 px; holes are dropped)."""
+    return labelme.document(
+        ((row["label"], row["geometry"]) for row in rows),
+        width=width,
+        height=height,
+        image_path=name,
+    )

@@ -21,6 +21,8 @@ import numpy as np
 import shapely
 from shapely.validation import explain_validity
 
+from ml.geojson import polygons_from_rings
+
 #: More vertices than this (all rings together) is not a drawing, it is a mistake.
 MAX_VERTICES = 2000
 _NUMBER_TYPES = frozenset({int, float})
@@ -128,8 +130,7 @@ def _clean_simple_batch(
     )
     # shapely closes open rings itself; rings of fewer than 3 vertices are already excluded.
     keep = np.repeat(ok, lengths)
-    ring_ids = np.repeat(np.arange(int(ok.sum())), lengths[ok])
-    shapes = shapely.polygons(shapely.linearrings(coords[keep], indices=ring_ids))
+    shapes = polygons_from_rings(coords[keep], lengths[ok], np.ones(int(ok.sum()), np.int64))
     areas = np.zeros(len(simple))
     valid = np.zeros(len(simple), dtype=bool)
     valid[ok] = shapely.is_valid(shapes)
@@ -225,16 +226,13 @@ def _ring_array(ring: list[Any], index: int) -> np.ndarray:
 
 
 def _shapes(batch: list[_Rings]) -> np.ndarray:
-    """GEOS polygons for a batch; exteriors are built in one vectorised call."""
+    """GEOS polygons for a batch, holes included, in one vectorised call."""
     if not batch:
         return np.zeros(0, dtype=object)
-    coords = np.concatenate([rings.arrays[0] for rings in batch])
-    index = np.repeat(np.arange(len(batch)), [len(rings.arrays[0]) for rings in batch])
-    shapes = shapely.polygons(shapely.linearrings(coords, indices=index))
-    for i, rings in enumerate(batch):
-        if len(rings.arrays) > 1:
-            shapes[i] = shapely.polygons(rings.arrays[0], holes=rings.arrays[1:])
-    return shapes
+    arrays = [ring for rings in batch for ring in rings.arrays]
+    return polygons_from_rings(
+        np.concatenate(arrays), [len(a) for a in arrays], [len(r.arrays) for r in batch]
+    )
 
 
 def _check_bounds(rings: _Rings, width: float, height: float) -> None:

@@ -66,7 +66,7 @@ from ml.agreement.adjudication import (
     toi_disagreements,
 )
 from ml.agreement.cells import CellAgreement, CellMatch, cell_agreement, compare_cells, match_cells
-from ml.agreement.estimates import CONFIDENCE, N_RESAMPLES, Estimate, kappa_from_confusions
+from ml.agreement.estimates import CONFIDENCE, N_RESAMPLES, Estimate
 from ml.agreement.labels import (
     TOI_LABELS,
     ClassRow,
@@ -91,6 +91,7 @@ from ml.agreement.project import (
 )
 from ml.agreement.roi import RoiAgreement, roi_agreement
 from ml.agreement.shapes import PolygonLike, to_geometries
+from ml.metrics import kappa_from_confusions
 
 __all__ = [
     "CONFIDENCE",

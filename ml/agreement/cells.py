@@ -18,10 +18,10 @@ from ml.agreement.estimates import (
     bootstrap_means,
     estimate,
     multinomial_counts,
-    safe_ratio,
 )
 from ml.agreement.labels import Label, LabelAgreement, label_agreement
 from ml.agreement.shapes import PolygonLike, to_geometries
+from ml.metrics import safe_ratio
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """Estimates with 95% percentile-bootstrap confidence intervals, and the vectorised resampling
-behind them (the package docstring says why a multinomial draw equals item resampling)."""
+behind them (the package docstring says why a multinomial draw equals item resampling).
+
+The formulas themselves (the percentile interval, kappa of a confusion matrix, the safe ratio)
+live once in :mod:`ml.metrics`."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ml.metrics import percentile_ci
 
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -35,23 +40,11 @@ class Estimate:
         return cls(value=data["value"], low=low, high=high, n=int(data.get("n", 0)))
 
 
-def _percentile_ci(
-    values: np.ndarray, confidence: float = CONFIDENCE
-) -> tuple[float, float] | None:
-    """Percentile interval of the finite ``values``; ``None`` when none is finite."""
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return None
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(values, [alpha, 1.0 - alpha])
-    return float(low), float(high)
-
-
 def estimate(value: float | None, replicates: np.ndarray | None, n: int) -> Estimate:
     """Wrap a point value and its bootstrap replicates; no CI for fewer than 2 items."""
     if value is None or replicates is None or n < 2:
         return Estimate(value=value, n=n)
-    ci = _percentile_ci(replicates)
+    ci = percentile_ci(replicates, CONFIDENCE)
     low, high = ci if ci else (None, None)
     return Estimate(value=value, low=low, high=high, n=n)
 
@@ -84,27 +77,3 @@ def bootstrap_means(values: np.ndarray, n_resamples: int, seed: int) -> np.ndarr
         idx = rng.integers(0, n, size=(stop - start, n), dtype=np.int32)
         out[start:stop] = values[:, idx].mean(axis=2).T
     return out
-
-
-def safe_ratio(num: np.ndarray, den: np.ndarray, empty: float = 0.0) -> np.ndarray:
-    """Elementwise ``num / den`` as float64, ``empty`` where ``den <= 0`` (no warning)."""
-    num, den = np.broadcast_arrays(np.asarray(num, np.float64), np.asarray(den, np.float64))
-    out = np.full(num.shape, empty, dtype=np.float64)
-    np.divide(num, den, out=out, where=den > 0)
-    return out
-
-
-def kappa_from_confusions(confusions: np.ndarray) -> np.ndarray:
-    """Cohen's kappa of a stack of confusion matrices ``(..., L, L)`` -> float64 ``(...)``.
-
-    Same rules as :func:`ml.metrics.cohen_kappa`: ``p_e == 1`` gives 1.0; an empty matrix gives
-    NaN here (callers drop it), never a warning.
-    """
-    m = np.asarray(confusions, dtype=np.float64)
-    n = m.sum(axis=(-2, -1))
-    safe_n = np.where(n > 0, n, 1.0)
-    p_o = np.trace(m, axis1=-2, axis2=-1) / safe_n
-    p_e = (m.sum(axis=-1) * m.sum(axis=-2)).sum(axis=-1) / (safe_n * safe_n)
-    one = np.isclose(p_e, 1.0)
-    kappa = np.where(one, 1.0, (p_o - p_e) / np.where(one, 1.0, 1.0 - p_e))
-    return np.where(n > 0, kappa, np.nan)

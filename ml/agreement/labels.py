@@ -13,9 +13,9 @@ from ml.agreement.estimates import (
     N_RESAMPLES,
     Estimate,
     estimate,
-    kappa_from_confusions,
     multinomial_counts,
 )
+from ml.metrics import agreement_from_confusions, kappa_from_confusions
 
 #: A label as stored; ``None`` or ``""`` means "not labelled".
 Label = str | None
@@ -126,8 +126,8 @@ def _label_agreement_from_confusion(
     reps = multinomial_counts(confusion.ravel(), n_resamples, seed)
     reps = reps.reshape(n_resamples, *confusion.shape)
     kappa = kappa_from_confusions(confusion)
-    agree = float(np.trace(confusion)) / n if n else None
-    agree_reps = np.trace(reps, axis1=1, axis2=2) / max(n, 1)
+    agree = float(agreement_from_confusions(confusion)) if n else None
+    agree_reps = agreement_from_confusions(reps)
     return LabelAgreement(
         labels=labels,
         confusion=confusion,

@@ -13,12 +13,11 @@ from ml.agreement.estimates import (
     N_RESAMPLES,
     Estimate,
     estimate,
-    kappa_from_confusions,
     multinomial_counts,
-    safe_ratio,
 )
 from ml.agreement.labels import LabelAgreement, ToiAgreement, class_rows
 from ml.agreement.roi import RoiAgreement
+from ml.metrics import agreement_from_confusions, kappa_from_confusions, safe_ratio
 
 
 @dataclass(frozen=True)
@@ -137,8 +136,7 @@ def aggregate_labels(
         return kappa_from_confusions(t.reshape(-1, size, size))
 
     def pooled_agree(t: np.ndarray) -> np.ndarray:
-        m = t.reshape(-1, size, size)
-        return safe_ratio(np.trace(m, axis1=1, axis2=2), m.sum(axis=(1, 2)), np.nan)
+        return agreement_from_confusions(t.reshape(-1, size, size))
 
     kappa = _aggregate([s.kappa.value for s in slides], flat, pooled_kappa, n_resamples, seed)
     agree = _aggregate(

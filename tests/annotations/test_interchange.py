@@ -7,7 +7,7 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.annotations.models import Annotation
+from apps.annotations.models import Annotation, LabelClass
 from tests.annotations.conftest import add_cell, own_set, polygon
 
 pytestmark = pytest.mark.django_db
@@ -202,6 +202,40 @@ def test_export_then_import_round_trips(as_user, member, partner, slide, fmt):
     key = "features" if fmt == "geojson" else "shapes"
     strip = (lambda f: f["geometry"]) if fmt == "geojson" else (lambda s: (s["label"], s["points"]))
     assert [strip(x) for x in again[key]] == [strip(x) for x in first[key]]
+
+
+def test_export_names_and_colours_classes_for_qupath_and_keeps_their_keys(
+    as_user, member, partner, slide
+):
+    api = as_user(member)
+    source = own_set(api, slide, "cell")
+    add_cell(api, source, 300, 400, label="myeloblast")
+    add_cell(api, source, 900, 400, label="promyelocyte")
+    # Display names may repeat (and be renamed); the key is what comes back.
+    LabelClass.objects.filter(project=slide.project, key__in=["myeloblast", "promyelocyte"]).update(
+        name="Blast"
+    )
+    exported = api.get(f"/api/annotation-sets/{source}/export/?format=geojson")
+    features = json.loads(exported.content)["features"]
+    colours = dict(LabelClass.objects.filter(project=slide.project).values_list("key", "colour"))
+    for feature, key in zip(features, ["myeloblast", "promyelocyte"], strict=True):
+        props = feature["properties"]
+        assert props["objectType"] == "detection" and props["class_key"] == key
+        assert props["classification"]["name"] == "Blast"
+        hex_colour = "#" + "".join(f"{c:02x}" for c in props["classification"]["color"])
+        assert hex_colour == colours[key]
+    target = own_set(as_user(partner), slide, "cell")
+    assert _import(as_user(partner), target, exported.content, "geojson").status_code == 201
+    assert [label for label, _ in _stored(target)] == ["myeloblast", "promyelocyte"]
+
+
+def test_roi_export_is_unclassified_qupath_annotations(as_user, member, slide):
+    api = as_user(member)
+    roi = own_set(api, slide, "roi")
+    add_cell(api, roi, 500, 500, label="")
+    (feature,) = api.get(f"/api/annotation-sets/{roi}/export/?format=geojson").json()["features"]
+    assert feature["properties"]["objectType"] == "annotation"
+    assert "classification" not in feature["properties"]
 
 
 def test_roi_import_ignores_labels_and_toi_import_snaps_to_tiles(as_user, member, slide):

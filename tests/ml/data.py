@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: ``<repo>/../shared/data``: real files written by nobody on this project.
-SHARED_DATA: Path = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from ml.paths import shared_data_dir
+
+#: ``$BMADCC_SHARED_DATA`` or ``<repo>/../shared/data``: real files written by nobody on this
+#: project (the same folder as ``settings.SHARED_DATA_DIR``).
+SHARED_DATA: Path = shared_data_dir()
 
 #: BCCD peripheral-blood photos (640x480 JPEG) with Pascal VOC boxes for WBC / RBC / Platelets.
 BCCD_DIR: Path = SHARED_DATA / "smears" / "BCCD"

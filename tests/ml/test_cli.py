@@ -60,6 +60,7 @@ def test_analyse_writes_result_json_and_qupath_geojson(tmp_path: Path, smear_sli
     for feature, cell in zip(features, result["cells"], strict=True):
         classification = feature["properties"]["classification"]
         assert classification["color"] == colours[classification["name"]]
+        assert feature["properties"]["class_key"] == cell["class"]
         assert feature["geometry"]["coordinates"][0] == cell["polygon"]
 
 

@@ -294,3 +294,25 @@ def test_bootstrap_ci_drops_undefined_resamples() -> None:
     assert m.bootstrap_ci(np.array([]), np.mean) is None
     # Pearson r on a constant vector is undefined in every resample.
     assert m.bootstrap_ci((np.ones(5), np.arange(5.0)), m.pearson_r, n_resamples=50) is None
+
+
+def test_safe_ratio_gives_the_stated_value_where_the_denominator_is_not_positive() -> None:
+    got = m.safe_ratio(np.array([1.0, 2.0, 3.0]), np.array([2.0, 0.0, -1.0]))
+    assert got.tolist() == [0.5, 0.0, 0.0]
+    assert m.safe_ratio(np.array([1.0]), np.array([0.0]), np.nan)[0] != 0.0
+
+
+def test_agreement_and_kappa_of_a_confusion_equal_their_item_forms() -> None:
+    y_a = [0, 1, 2, 2, 1, 0, 0]
+    y_b = [0, 1, 1, 2, 1, 2, 0]
+    confusion = m.confusion_matrix(y_a, y_b, [0, 1, 2])
+    assert float(m.agreement_from_confusions(confusion)) == m.percent_agreement(y_a, y_b)
+    assert float(m.kappa_from_confusions(confusion)) == pytest.approx(m.cohen_kappa(y_a, y_b))
+    assert np.isnan(m.agreement_from_confusions(np.zeros((3, 3))))
+
+
+def test_percentile_ci_ignores_non_finite_replicates() -> None:
+    replicates = np.concatenate([np.linspace(0.0, 1.0, 101), [np.nan, np.inf]])
+    low, high = m.percentile_ci(replicates)
+    assert low == pytest.approx(0.025) and high == pytest.approx(0.975)
+    assert m.percentile_ci(np.array([np.nan])) is None

@@ -27,7 +27,7 @@ from apps.accounts.models import Project
 from apps.accounts.roles import reviewer_or_admin_projects
 from apps.annotations import selectors, services
 from apps.annotations.api.parsers import FastJSONParser
-from apps.annotations.interchange import to_geojson, to_labelme
+from apps.annotations.interchange import path_classes, to_geojson, to_labelme
 from apps.annotations.models import Annotation, AnnotationSet, LabelClass, Task
 from apps.slides.deepzoom import handles
 from apps.slides.models import Slide, SlideStatus
@@ -193,7 +193,8 @@ class AnnotationSetViewSet(mixins.RetrieveModelMixin, BlindedViewSet):
                 rows, width=slide.width or 0, height=slide.height or 0, name=slide.name
             )
         else:
-            document = to_geojson(rows)
+            classes = path_classes(slide.project_id)
+            document = to_geojson(rows, stage=aset.stage, classes=classes)
         response = HttpResponse(json.dumps(document), content_type="application/json")
         suffix = "json" if fmt == "labelme" else "geojson"
         response["Content-Disposition"] = (

@@ -15,7 +15,7 @@ from apps.accounts.services import add_member, create_project
 from apps.annotations.models import Stage
 from apps.annotations.services import assign_task, ensure_label_schema
 from apps.slides import services
-from apps.slides.demo import ensure_demo_slide
+from apps.slides.demo import NoSmearPhotos, ensure_demo_slide, smear_photos
 from apps.slides.models import Slide, SlideSource, SlideStatus
 
 DEMO_USER = "demo"
@@ -42,7 +42,30 @@ class Command(BaseCommand):
             description="Real sample slides, broken files for the error paths, and a demo smear.",
         )
         add_member(project=project, user=user, role=Role.ADMIN)
-        shared = settings.SHARED_DATA_DIR
+        ensure_label_schema(project=project)
+        demo_slide = self._sample_slides(project, user, settings.SHARED_DATA_DIR)
+        # Ingest now, so the slides are ready at first login even before the worker starts.
+        for slide in Slide.objects.filter(project=project, status=SlideStatus.PENDING):
+            services.ingest(slide.pk)
+        self._annotators(project, demo_slide, user, password)
+        self.stdout.write(self.style.SUCCESS(f"Demo ready. Log in as {DEMO_USER} / {password}"))
+        self.stdout.write(f"Blinded annotators: {', '.join(DEMO_ANNOTATORS)} (same password)")
+
+    def _sample_slides(self, project: Project, user, shared: Path) -> Slide | None:
+        """Register the demo smear and the sample slides; the demo smear, or None without data.
+
+        A clean clone has no ``../shared`` beside it: the project then starts empty, and one
+        line says where samples would come from.
+        """
+        try:
+            smear_photos(shared)
+        except NoSmearPhotos:
+            self.stdout.write(
+                f"No sample data at {shared} (set BMADCC_SHARED_DATA to a folder with slides/ "
+                "and smears/BCCD/): the demo project starts empty; upload slides in the browser "
+                "or with manage.py import_slides."
+            )
+            return None
         self.stdout.write("Building the demo marrow smear slide (first run only)…")
         demo_file = ensure_demo_slide(shared, settings.VAR_DIR / "demo")
         demo_slide = services.register_path(
@@ -58,16 +81,10 @@ class Command(BaseCommand):
                 services.register_path(project=project, path=path, user=user)
             else:
                 self.stderr.write(f"missing sample slide {path}")
-        # Ingest now, so the slides are ready at first login even before the worker starts.
-        for slide in Slide.objects.filter(project=project, status=SlideStatus.PENDING):
-            services.ingest(slide.pk)
-        self._annotators(project, demo_slide, user, password)
-        self.stdout.write(self.style.SUCCESS(f"Demo ready. Log in as {DEMO_USER} / {password}"))
-        self.stdout.write(f"Blinded annotators: {', '.join(DEMO_ANNOTATORS)} (same password)")
+        return demo_slide
 
-    def _annotators(self, project, slide, admin, password: str) -> None:
-        """Two annotators, each assigned every stage of the demo smear (annotation issue)."""
-        ensure_label_schema(project=project)
+    def _annotators(self, project, slide: Slide | None, admin, password: str) -> None:
+        """Two annotators, each assigned every stage of the demo smear (when there is one)."""
         users = get_user_model()
         for username in DEMO_ANNOTATORS:
             annotator = users.objects.filter(username=username).first()
@@ -78,6 +95,8 @@ class Command(BaseCommand):
                 annotator.save(update_fields=["password"])
             if not is_member(annotator, project):
                 add_member(project=project, user=annotator, role=Role.ANNOTATOR)
+            if slide is None:
+                continue
             for stage in Stage.values:
                 assign_task(slide=slide, stage=stage, annotator=annotator, assigned_by=admin)
 
