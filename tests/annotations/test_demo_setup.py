@@ -47,7 +47,7 @@ def test_setup_demo_without_shared_data_gives_an_empty_project_and_says_why(
     call_command("setup_demo", stdout=out, stderr=err)
     project = Project.objects.get(name="Demo marrow project")
     demo = django_user_model.objects.get(username="demo")
-    assert project.role_of(demo) == Role.ADMIN
+    assert role_of(demo, project) == Role.ADMIN
     assert not project.slides.exists()
     assert LabelClass.objects.filter(project=project).count() == 22
     lines = out.getvalue().splitlines()
