@@ -7,6 +7,9 @@ Prints ONE JSON line. Not a test: figures depend on the machine, so compare the 
         with ``--concurrency`` client connections; cold = first request of each tile (empty
         tile cache), warm = the same tiles again (server-side tile cache).
 - thumbnail_factor100_s: the ROI stage's factor-100 thumbnail of the 100k slide, fresh handle.
+- fast_path_warm_us: in-process cost of one granted, cached tile through the ASGI fast path
+  (no sockets, no daphne), the best of 5 x 2,000 requests: the layer's own overhead, which
+  the HTTP figures above drown in server and client time on a busy machine.
 
 Usage: .venv/bin/python bench/tiles.py [--tiles 400] [--concurrency 4]
 """
@@ -138,6 +141,57 @@ def wait_for(port: int, seconds: float = 30) -> None:
     raise RuntimeError("daphne did not start")
 
 
+FAST_PATH_SCRIPT = """
+import asyncio, json, sys, time
+import django
+django.setup()
+from pathlib import Path
+from apps.slides.tile_asgi import DeepZoomTiles, Grant
+
+async def django_app(scope, receive, send):
+    raise AssertionError("a granted tile fell through to Django")
+
+app = DeepZoomTiles(django_app)
+app._grants[("bench", 1)] = Grant("bench", Path(sys.argv[1]), time.monotonic() + 1e6)
+scope = {"type": "http", "method": "GET", "path": "/slides/1_files/12/3_4.jpeg",
+         "headers": [(b"host", b"bench"), (b"cookie", b"sessionid=bench")]}
+sent = []
+
+async def send(message):
+    sent.append(message)
+
+async def receive():
+    return {"type": "http.request"}
+
+async def main(n):
+    await app(scope, receive, send)  # renders the tile once
+    assert sent[0]["status"] == 200, sent[0]
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(n):
+            await app(scope, receive, send)
+        best = min(best, (time.perf_counter() - started) / n)
+        sent.clear()
+    return best
+
+print(json.dumps(asyncio.run(main(2000)) * 1e6))
+"""
+
+
+def fast_path_warm_us(env: dict, path: Path) -> float:
+    """Microseconds per cached tile through ``DeepZoomTiles`` alone, in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, "-c", FAST_PATH_SCRIPT, str(path)],
+        env=env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return float(out.strip().splitlines()[-1])
+
+
 def thumbnail_seconds(path: Path) -> float:
     from ml.slide import SlideReader
 
@@ -220,6 +274,7 @@ def main() -> None:
             server.kill()
     figures = results["slide_100k"] | {
         "thumbnail_factor100_s": round(thumbnail_seconds(big), 3),
+        "fast_path_warm_us": round(fast_path_warm_us(env, cmu), 1),
         "cmu_small_region": results["cmu_small_region"],
         "concurrency": args.concurrency,
         "cpus": os.cpu_count(),

@@ -24,9 +24,12 @@ def slide_store(settings, tmp_path):
     """Slides are stored under this test's temporary folder, with a fresh tile cache."""
     from django.core.cache import cache
 
+    from apps.slides import deepzoom
+
     settings.SLIDE_STORAGE_DIR = tmp_path / "slide-store"
     settings.SLIDE_STORAGE_DIR.mkdir()
     cache.clear()
+    deepzoom.tiles.clear()
     return settings.SLIDE_STORAGE_DIR
 
 

@@ -15,18 +15,12 @@ from django.views.decorators.http import require_POST
 from apps.accounts.models import Project
 from apps.accounts.roles import is_reviewer_or_admin
 from apps.annotations.models import Stage
-from apps.slides.models import Slide
+from apps.slides.selectors import visible_slide_or_404
 
 from . import adjudication as adj
 from . import pages, presenters, services
 from .errors import AgreementError, NotReady
 from .models import Adjudication
-
-
-def _slide(request: HttpRequest, slide_id: int) -> Slide:
-    return get_object_or_404(
-        Slide.objects.visible_to(request.user).select_related("project"), pk=slide_id
-    )
 
 
 def _project(request: HttpRequest, project_id: int) -> Project:
@@ -35,7 +29,7 @@ def _project(request: HttpRequest, project_id: int) -> Project:
 
 @login_required
 def slide_report(request: HttpRequest, slide_id: int) -> HttpResponse:
-    slide = _slide(request, slide_id)
+    slide = visible_slide_or_404(request.user, slide_id)
     context = {
         "slide": slide,
         "sections": pages.slide_sections(slide),
@@ -47,7 +41,7 @@ def slide_report(request: HttpRequest, slide_id: int) -> HttpResponse:
 @login_required
 def slide_download(request: HttpRequest, slide_id: int, fmt: str) -> HttpResponse:
     """Every ready stage of the slide as ``agreement-slide-<id>.json`` or ``.csv``."""
-    slide = _slide(request, slide_id)
+    slide = visible_slide_or_404(request.user, slide_id)
     reports = {}
     for stage in Stage.values:
         try:
@@ -96,7 +90,7 @@ def _download(body: str, filename: str) -> HttpResponse:
 @login_required
 def adjudicate(request: HttpRequest, slide_id: int) -> HttpResponse:
     """The adjudication page for ``?stage=`` (default cells); its script does the walking."""
-    slide = _slide(request, slide_id)
+    slide = visible_slide_or_404(request.user, slide_id)
     stage = request.GET.get("stage", Stage.CELL)
     if stage not in Stage.values:
         stage = Stage.CELL
@@ -117,7 +111,7 @@ def adjudicate(request: HttpRequest, slide_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def adjudicate_start(request: HttpRequest, slide_id: int) -> HttpResponse:
-    slide = _slide(request, slide_id)
+    slide = visible_slide_or_404(request.user, slide_id)
     stage = request.POST.get("stage", Stage.CELL)
     try:
         adj.start_adjudication(slide=slide, stage=stage, user=request.user)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import pickle
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from segment_anything.modeling import Sam
 
 from ml.device import pick_device
 from ml.geometry import Frame, mask_to_polygons
+from ml.lru import LRU
 from ml.models.sam import build_sam_vit_b, build_sam_vit_h, build_sam_vit_l
 from ml.slide import SlideReader
 
@@ -74,7 +74,7 @@ class SamAssist:
         self.name = name
         self.device = device or pick_device()
         self.predictor = SamPredictor(model.to(self.device).eval())
-        self._cache: OrderedDict[tuple[Any, int, int], _Embedding] = OrderedDict()
+        self._cache: LRU[tuple[Any, int, int], _Embedding] = LRU(CACHE_SIZE)
         self._lock = threading.Lock()
 
     def propose(self, reader: SlideReader, slide_key: Any, x: float, y: float) -> Proposal:
@@ -96,23 +96,29 @@ class SamAssist:
         self, reader: SlideReader, slide_key: Any, x: float, y: float
     ) -> tuple[tuple[int, int], bool]:
         """Set the predictor to a region holding ``(x, y)``; returns its origin and cache hit."""
-        for (key, ox, oy), emb in self._cache.items():
+
+        def serves(key: tuple[Any, int, int], emb: _Embedding) -> bool:
+            slide, ox, oy = key
             h, w = emb.original_size
             inside = (
                 ox + REUSE_MARGIN <= x < ox + w - REUSE_MARGIN
                 and oy + REUSE_MARGIN <= y < oy + h - REUSE_MARGIN
             )
-            if key == slide_key and (inside or (w, h) == reader.dimensions):
-                self._cache.move_to_end((key, ox, oy))
-                self._restore(emb)
-                return (ox, oy), True
+            return slide == slide_key and (inside or (w, h) == reader.dimensions)
+
+        found = self._cache.find(serves)
+        if found is not None:
+            (_, ox, oy), emb = found
+            self._restore(emb)
+            return (ox, oy), True
         ox, oy, w, h = region_around(x, y, reader.dimensions)
         self.predictor.set_image(reader.read_region((ox, oy), 0, (w, h)))
-        self._cache[(slide_key, ox, oy)] = _Embedding(
-            self.predictor.features, self.predictor.original_size, self.predictor.input_size
+        self._cache.put(
+            (slide_key, ox, oy),
+            _Embedding(
+                self.predictor.features, self.predictor.original_size, self.predictor.input_size
+            ),
         )
-        while len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
         return (ox, oy), False
 
     def _restore(self, emb: _Embedding) -> None:

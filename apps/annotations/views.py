@@ -8,26 +8,21 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from apps.accounts.roles import role_of
-from apps.slides.models import Slide, SlideStatus
+from apps.slides.models import SlideStatus
+from apps.slides.selectors import visible_slide_or_404
 
 from .models import Stage
 
 STAGE_TABS = [(Stage.ROI, "ROI"), (Stage.TOI, "Tiles (TOI)"), (Stage.CELL, "Cells")]
 
 
-def _visible_slide(request: HttpRequest, slide_id: int) -> Slide:
-    return get_object_or_404(
-        Slide.objects.visible_to(request.user).select_related("project"), pk=slide_id
-    )
-
-
 @login_required
 def annotate(request: HttpRequest, slide_id: int) -> HttpResponse:
-    slide = _visible_slide(request, slide_id)
+    slide = visible_slide_or_404(request.user, slide_id)
     stage = request.GET.get("stage", Stage.ROI)
     if stage not in Stage.values:
         return redirect(f"{reverse('annotations:annotate', args=[slide.pk])}?stage={Stage.ROI}")
@@ -44,5 +39,5 @@ def annotate(request: HttpRequest, slide_id: int) -> HttpResponse:
 
 @login_required
 def gallery(request: HttpRequest, slide_id: int) -> HttpResponse:
-    slide = _visible_slide(request, slide_id)
+    slide = visible_slide_or_404(request.user, slide_id)
     return render(request, "annotations/gallery.html", {"slide": slide})

@@ -1,4 +1,4 @@
-"""Deep Zoom tiles in OpenSlide's convention, with an LRU of open slides and a tile cache.
+"""Deep Zoom tiles in OpenSlide's convention, with an LRU of open slides and of encoded tiles.
 
 Viewer image coordinates equal level-0 slide pixels (``limit_bounds=False``), so annotation
 geometry stored in level-0 pixels overlays without any offset.
@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from django.core.cache import cache
 from openslide import OpenSlideError
 from openslide.deepzoom import DeepZoomGenerator
 
+from ml.lru import LRU
 from ml.slide import SlideOpenError, SlideReader
 
 TILE_SIZE = 254
@@ -42,33 +41,29 @@ class OpenedSlide:
     dz: DeepZoomGenerator
 
 
-class SlideHandleCache:
-    """A bounded LRU of open slides keyed by file path; thread-safe."""
+class SlideHandleCache(LRU[Path, OpenedSlide]):
+    """A bounded LRU of open slides keyed by file path; opens a slide on a miss. Thread-safe."""
 
     def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[Path, OpenedSlide] = OrderedDict()
-        self._lock = threading.Lock()
+        super().__init__(capacity)
 
     def get(self, path: Path) -> OpenedSlide:
-        with self._lock:
-            if path in self._items:
-                self._items.move_to_end(path)
-                return self._items[path]
-        opened = _open(path)  # outside the lock: opening a slide can take a while
-        with self._lock:
-            if path in self._items:  # another thread won the race; keep one handle
-                opened.reader.close()
-                return self._items[path]
-            self._items[path] = opened
-            while len(self._items) > self.capacity:
-                _, old = self._items.popitem(last=False)
-                # Other threads may still hold `old`; OpenSlide frees it when they are done.
+        opened = super().get(path)
+        if opened is not None:
             return opened
+        fresh = _open(path)  # outside the lock: opening a slide can take a while
+        kept = self.put(path, fresh)
+        if kept is not fresh:  # another thread won the race; keep one handle
+            fresh.reader.close()
+        return kept
 
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+
+class TileLRU(LRU[str, bytes]):
+    """Encoded tiles in this process's memory, evicting the least recently used past
+    ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(max_bytes, size_of=len)
 
 
 def _open(path: Path) -> OpenedSlide:
@@ -80,6 +75,7 @@ def _open(path: Path) -> OpenedSlide:
 
 
 handles = SlideHandleCache(settings.SLIDE_HANDLE_CACHE_SIZE)
+tiles = TileLRU(settings.TILE_MEMORY_CACHE_BYTES)
 
 
 def dzi_xml(path: Path) -> str:
@@ -92,16 +88,23 @@ def tile_etag(sha256: str, level: int, col: int, row: int) -> str:
 
 
 async def aget_tile(path: Path, sha256: str, level: int, col: int, row: int) -> bytes:
-    """JPEG bytes of one deep-zoom tile, from the cache when present.
+    """JPEG bytes of one deep-zoom tile: from this process's memory, then the shared cache
+    (Redis only), then OpenSlide. TileNotFound outside the pyramid; TileReadError on bad pixels.
 
     The decode and encode run in a worker thread, so several tiles are made at once.
     """
     key = _tile_key(sha256, level, col, row)
-    data = await cache.aget(key)
+    data = tiles.get(key)
+    if data is not None:
+        return data
+    # Only Redis is shared with the other server processes; locmem would duplicate ``tiles``.
+    shared = bool(settings.REDIS_URL)
+    data = await cache.aget(key) if shared else None
     if data is None:
         data = await asyncio.to_thread(render_tile, path, level, col, row)
-        await cache.aset(key, data, settings.TILE_CACHE_SECONDS)
-    return data
+        if shared:
+            await cache.aset(key, data, settings.TILE_CACHE_SECONDS)
+    return tiles.put(key, data)
 
 
 def _tile_key(sha256: str, level: int, col: int, row: int) -> str:

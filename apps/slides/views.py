@@ -6,15 +6,15 @@ import asyncio
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from apps.accounts.models import Project
 
-from . import deepzoom, services
+from . import deepzoom, selectors, services
 from .errors import SlideError
-from .models import Slide, SlideStatus
+from .tile_response import tile_response
 
 
 @login_required
@@ -51,7 +51,7 @@ def slide_upload(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def viewer(request: HttpRequest, slide_id: int) -> HttpResponse:
-    slide = get_object_or_404(Slide.objects.visible_to(request.user), pk=slide_id)
+    slide = selectors.visible_slide_or_404(request.user, slide_id)
     return render(request, "slides/viewer.html", {"slide": slide})
 
 
@@ -60,23 +60,10 @@ def viewer(request: HttpRequest, slide_id: int) -> HttpResponse:
 # queueing every request on Django's single thread for sync views.
 
 
-async def _avisible_ready_slide(request: HttpRequest, slide_id: int) -> Slide:
-    user = await request.auser()
-    slide = (
-        await Slide.objects.visible_to(user)
-        .only("id", "sha256", "status", "file_path", "view_path")
-        .filter(pk=slide_id)
-        .afirst()
-    )
-    if slide is None or slide.status != SlideStatus.READY:
-        raise Http404("no such slide, or it is not ready")
-    return slide
-
-
 @login_required
 @require_GET
 async def dzi(request: HttpRequest, slide_id: int) -> HttpResponse:
-    slide = await _avisible_ready_slide(request, slide_id)
+    slide = await selectors.avisible_slide_or_404(await request.auser(), slide_id, ready=True)
     try:
         xml = await asyncio.to_thread(deepzoom.dzi_xml, slide.viewable_file)
     except deepzoom.TileReadError as exc:
@@ -85,21 +72,19 @@ async def dzi(request: HttpRequest, slide_id: int) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 async def tile(request: HttpRequest, slide_id: int, level: int, col: int, row: int) -> HttpResponse:
-    slide = await _avisible_ready_slide(request, slide_id)
-    etag = f'"{deepzoom.tile_etag(slide.sha256, level, col, row)}"'
-    if request.headers.get("If-None-Match") == etag:
-        return HttpResponseNotModified(headers={"ETag": etag})
-    try:
-        data = await deepzoom.aget_tile(slide.viewable_file, slide.sha256, level, col, row)
-    except deepzoom.TileNotFound as exc:
-        raise Http404("no such tile") from exc
-    except deepzoom.TileReadError as exc:
-        return HttpResponse(exc.message, status=422, content_type="text/plain")
-    response = HttpResponse(data, content_type="image/jpeg")
-    response["ETag"] = etag
-    # Tiles of a given file never change (the URL's slide maps to one SHA-256), but they are
-    # private to the project's members.
-    response["Cache-Control"] = "private, max-age=86400"
-    return response
+    """One JPEG tile; the ASGI fast path (``tile_asgi``) answers the same from the same code."""
+    slide = await selectors.avisible_slide_or_404(await request.auser(), slide_id, ready=True)
+    answer = await tile_response(
+        sha256=slide.sha256,
+        path=slide.viewable_file,
+        level=level,
+        col=col,
+        row=row,
+        if_none_match=request.headers.get("If-None-Match"),
+        head=request.method == "HEAD",
+    )
+    if answer.status == 304:
+        return HttpResponseNotModified(headers=answer.headers)
+    return HttpResponse(answer.body, status=answer.status, headers=answer.headers)

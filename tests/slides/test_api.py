@@ -109,6 +109,22 @@ def test_label_image_is_served_and_a_missing_one_is_404(api, owner, ingest_path)
     assert api.get(f"/api/slides/{slide.pk}/associated/nothing/").status_code == 404
 
 
+def test_a_slide_not_yet_ingested_has_no_images_and_the_404_says_why(api, member, project):
+    api.force_authenticate(member)
+    slide_id = _upload(api, project).json()["id"]  # the ingest waits for the worker
+    response = api.get(f"/api/slides/{slide_id}/thumbnail/")
+    assert response.status_code == 404
+    assert response.json()["detail"] == "The slide is pending: not ingested yet."
+
+
+def test_an_outsider_learns_nothing_about_a_slide(api, outsider, ingest_path):
+    slide = ingest_path(SLIDES_DIR / "small.svs")
+    api.force_authenticate(outsider)
+    for url in (f"/api/slides/{slide.pk}/thumbnail/", f"/api/slides/{slide.pk}/associated/label/"):
+        response = api.get(url)
+        assert response.status_code == 404 and response.json()["detail"] == "No such slide."
+
+
 def test_upload_queues_the_ingest_job_which_the_worker_runs(
     api, member, project, monkeypatch, django_capture_on_commit_callbacks
 ):

@@ -13,7 +13,7 @@ from PIL import Image
 from apps.slides import deepzoom
 from tests.conftest import SLIDES_DIR
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("orm_async_checks")]
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from apps.annotations.api.parsers import FastJSONParser
 from apps.annotations.interchange import path_classes, to_geojson, to_labelme
 from apps.annotations.models import Annotation, AnnotationSet, LabelClass, Task
 from apps.slides.deepzoom import handles
-from apps.slides.models import Slide, SlideStatus
+from apps.slides.selectors import visible_slide_or_404
 from ml.slide import SlideOpenError, SlideReadError
 
 from . import serializers as s
@@ -135,7 +135,7 @@ class AnnotationSetViewSet(mixins.RetrieveModelMixin, BlindedViewSet):
     def create(self, request: Request) -> Response:
         form = s.AnnotationSetCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        slide = _visible_slide(request, form.validated_data["slide"])
+        slide = visible_slide_or_404(request.user, form.validated_data["slide"])
         stage = form.validated_data["stage"]
         existed = selectors.own_set(request.user, slide_id=slide.pk, stage=stage) is not None
         aset = services.get_or_create_annotator_set(slide=slide, stage=stage, user=request.user)
@@ -223,7 +223,7 @@ class AnnotationViewSet(BlindedViewSet):
         query = s.AnnotationListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         q = query.validated_data
-        _visible_slide(request, q["slide"])
+        visible_slide_or_404(request.user, q["slide"])
         body = selectors.compact_annotations_json(
             request.user,
             slide_id=q["slide"],
@@ -370,7 +370,7 @@ class TaskViewSet(AnnotationErrorsMixin, mixins.RetrieveModelMixin, ProjectScope
     def create(self, request: Request) -> Response:
         form = s.TaskCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        slide = _visible_slide(request, form.validated_data["slide"])
+        slide = visible_slide_or_404(request.user, form.validated_data["slide"])
         self.check_object_permissions(request, slide)
         annotator = (
             slide.project.memberships.filter(user_id=form.validated_data["annotator"])
@@ -416,7 +416,7 @@ class ToiGridView(AnnotationErrorsMixin, APIView):
 
     @extend_schema(responses=s.ToiGridSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        slide = _ready_slide(request, pk)
+        slide = visible_slide_or_404(request.user, pk, ready=True)
         return Response(selectors.toi_grid(request.user, slide))
 
 
@@ -428,7 +428,7 @@ class SamProposeView(AnnotationErrorsMixin, APIView):
         responses={200: s.SamProposalSerializer, 503: s.SamStatusSerializer},
     )
     def post(self, request: Request, pk: int) -> Response:
-        slide = _ready_slide(request, pk)
+        slide = visible_slide_or_404(request.user, pk, ready=True)
         form = s.SamClickSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         # Imported here: torch and segment_anything load only when someone asks for SAM.
@@ -467,22 +467,6 @@ def _int_param(params, name: str) -> int:
     if not value.isdigit():
         raise ValidationError({name: "must be an integer id"})
     return int(value)
-
-
-def _visible_slide(request: Request, slide_id: int) -> Slide:
-    slide = (
-        Slide.objects.visible_to(request.user).select_related("project").filter(pk=slide_id).first()
-    )
-    if slide is None:
-        raise NotFound("No such slide.")
-    return slide
-
-
-def _ready_slide(request: Request, slide_id: int) -> Slide:
-    slide = _visible_slide(request, slide_id)
-    if slide.status != SlideStatus.READY or not slide.width or not slide.height:
-        raise NotFound(f"The slide is {slide.status}: {slide.error or 'not ingested yet'}.")
-    return slide
 
 
 def _task_json(task: Task) -> dict:

@@ -17,7 +17,7 @@ from apps.accounts.api.base import ProjectScopedViewSet, projects_of
 from apps.slides import selectors, services
 from apps.slides.deepzoom import TileReadError
 from apps.slides.errors import SlideError
-from apps.slides.models import Slide, SlideStatus
+from apps.slides.models import Slide
 
 from .serializers import SlideSerializer, SlideUploadSerializer, ThumbnailQuerySerializer
 
@@ -26,6 +26,7 @@ class SlideViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScop
     queryset = Slide.objects.select_related("project")
     serializer_class = SlideSerializer
     parser_classes = [MultiPartParser, FormParser]
+    lookup_value_regex = r"\d+"
 
     def get_queryset(self):
         queryset = super().get_queryset()
@@ -108,7 +109,4 @@ class SlideViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScop
         return HttpResponse(data, content_type="image/jpeg")
 
     def _ready_slide(self) -> Slide:
-        slide = self.get_object()
-        if slide.status != SlideStatus.READY:
-            raise NotFound(f"The slide is {slide.status}: {slide.error or 'not ingested yet'}.")
-        return slide
+        return selectors.visible_slide_or_404(self.request.user, int(self.kwargs["pk"]), ready=True)
