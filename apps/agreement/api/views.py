@@ -2,7 +2,7 @@
 
 Scoping is ``ProjectScopedViewSet``'s (an outsider gets 404); a report exists only for an
 unblinded stage (409 with the reason otherwise); adjudication is for reviewers and admins.
-Errors map to status codes in one place, :func:`error_response`.
+Errors map to status codes in one place, :mod:`bmadcc_web.exception_handler`.
 """
 
 from __future__ import annotations
@@ -21,33 +21,14 @@ from apps.accounts.api.base import ProjectScopedViewSet
 from apps.accounts.models import Project
 from apps.agreement import adjudication as adj
 from apps.agreement import presenters, selectors, services
-from apps.agreement.errors import AgreementError, NotReady
+from apps.agreement.errors import NotReady
 from apps.agreement.models import Adjudication
-from apps.annotations.api.base import error_response as annotation_error_response
-from apps.annotations.errors import AnnotationError
 from apps.annotations.models import LabelClass, Stage
 from apps.slides.models import Slide
 
 from . import serializers as s
 
 STAGE_PARAM = OpenApiParameter("stage", str, required=False, enum=list(Stage.values))
-
-
-class AgreementErrorsMixin:
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, AgreementError):
-            return error_response(exc)
-        if isinstance(exc, AnnotationError):
-            return annotation_error_response(exc)
-        return super().handle_exception(exc)  # type: ignore[misc]
-
-
-def error_response(exc: AgreementError) -> Response:
-    """The one mapping from agreement errors to HTTP answers."""
-    body: dict[str, Any] = {"detail": exc.message}
-    if isinstance(exc, NotReady):
-        body |= {"status": exc.status, "tasks": exc.tasks, "submitted": exc.submitted}
-    return Response(body, status=exc.status_code)
 
 
 def stage_of(request: Request, *, required: bool) -> str | None:
@@ -59,7 +40,7 @@ def stage_of(request: Request, *, required: bool) -> str | None:
     return stage
 
 
-class SlideAgreementViewSet(AgreementErrorsMixin, ProjectScopedViewSet):
+class SlideAgreementViewSet(ProjectScopedViewSet):
     """A slide's agreement report per stage, and its adjudication."""
 
     queryset = Slide.objects.select_related("project")
@@ -151,7 +132,7 @@ class SlideAgreementViewSet(AgreementErrorsMixin, ProjectScopedViewSet):
         )
 
 
-class ProjectAgreementViewSet(AgreementErrorsMixin, ProjectScopedViewSet):
+class ProjectAgreementViewSet(ProjectScopedViewSet):
     """A project's agreement: per stage, the pooled figures and every slide's report."""
 
     queryset = Project.objects.all()

@@ -1,7 +1,7 @@
 """The annotation API: thin views that parse, authorize, call a service or selector, respond.
 
 Scoping and blinding come from ``BlindedViewSet`` (one place); errors from services map to
-status codes in ``base.error_response`` (one place).
+status codes in ``bmadcc_web.exception_handler`` (one place).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from apps.slides.models import Slide, SlideStatus
 from ml.slide import SlideOpenError, SlideReadError
 
 from . import serializers as s
-from .base import AnnotationErrorsMixin, BlindedViewSet, IgnoreFormatParam
+from .base import BlindedViewSet, IgnoreFormatParam
 
 #: The optional ?slide=&stage= filters shared by the set and task lists.
 SLIDE_STAGE_FILTERS = [
@@ -43,7 +43,7 @@ SLIDE_STAGE_FILTERS = [
 # -- label schema ---------------------------------------------------------------------------
 
 
-class LabelClassViewSet(AnnotationErrorsMixin, ProjectScopedViewSet):
+class LabelClassViewSet(ProjectScopedViewSet):
     """A project's cell classes. Members read; project admins add, rename, retire, delete."""
 
     queryset = LabelClass.objects.all()
@@ -334,7 +334,7 @@ class AnnotationViewSet(BlindedViewSet):
 
 
 # -- tasks ----------------------------------------------------------------------------------
-class TaskViewSet(AnnotationErrorsMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
+class TaskViewSet(mixins.RetrieveModelMixin, ProjectScopedViewSet):
     """Assignments of annotators to (slide, stage). Annotators see their own tasks only."""
 
     queryset = Task.objects.select_related("annotator", "slide__project")
@@ -401,7 +401,7 @@ class TaskViewSet(AnnotationErrorsMixin, mixins.RetrieveModelMixin, ProjectScope
 
 
 # -- slide-level tools ----------------------------------------------------------------------
-class ToiGridView(AnnotationErrorsMixin, APIView):
+class ToiGridView(APIView):
     """The caller's TOI grid: tiles under their own ROI (or the whole slide) and their labels."""
 
     @extend_schema(responses=s.ToiGridSerializer)
@@ -410,7 +410,7 @@ class ToiGridView(AnnotationErrorsMixin, APIView):
         return Response(selectors.toi_grid(request.user, slide))
 
 
-class SamProposeView(AnnotationErrorsMixin, APIView):
+class SamProposeView(APIView):
     """Segment Anything assist: a click (level-0 px) -> a proposed polygon (level-0 px)."""
 
     @extend_schema(
