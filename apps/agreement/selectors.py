@@ -241,10 +241,10 @@ def project_report(*, project: Project, stage: str) -> ProjectStage:
         _row(slide, stage)
         for slide in Slide.objects.filter(pk__in=slide_ids).order_by("name", "id")
     ]
-    reports = [r.stored for r in rows if r.stored and r.stored.report]
-    pairs = [p["figures"] for s in reports for p in s.report.figures["pairs"]]  # type: ignore[union-attr]
+    stored = [r.stored for r in rows if r.stored and r.stored.report]
+    pairs = [p["figures"] for s in stored if s.report for p in s.report.figures["pairs"]]
     aggregate = _aggregate(stage, pairs) if pairs else None
-    return ProjectStage(stage, rows, aggregate, len(pairs), sum(s.stale for s in reports))
+    return ProjectStage(stage, rows, aggregate, len(pairs), sum(s.stale for s in stored))
 
 
 def _row(slide: Slide, stage: str) -> SlideRow:

@@ -59,7 +59,9 @@ def _queue(
                 slide=slide, stage=stage, kind=kind, adjudication=adjudication, requested_by=user
             )
     except IntegrityError:  # two requests raced; the other one queued it
-        return selectors.active_job(slide, stage, kind), False  # type: ignore[return-value]
+        return AgreementJob.objects.get(
+            slide=slide, stage=stage, kind=kind, status__in=jobs.ACTIVE
+        ), False
     jobs.enqueue(TASK, job)
     return job, True
 

@@ -30,12 +30,18 @@ from . import serializers as s
 STAGE_PARAM = OpenApiParameter("stage", str, required=False, enum=list(Stage.values))
 
 
-def stage_of(request: Request, *, required: bool) -> str | None:
+def stage_of(request: Request) -> str | None:
+    """``?stage=`` when given (400 unless roi, toi or cell)."""
     stage = request.query_params.get("stage") or None
-    if stage is None and required:
-        raise ValidationError({"stage": "required: roi, toi or cell"})
     if stage is not None and stage not in Stage.values:
         raise ValidationError({"stage": f"{stage!r} is not one of roi, toi, cell"})
+    return stage
+
+
+def required_stage(request: Request) -> str:
+    stage = stage_of(request)
+    if stage is None:
+        raise ValidationError({"stage": "required: roi, toi or cell"})
     return stage
 
 
@@ -54,7 +60,7 @@ class SlideAgreementViewSet(ProjectScopedViewSet):
         report job (POST ``report/`` queues one).
         """
         slide = self.get_object()
-        stage = stage_of(request, required=False)
+        stage = stage_of(request)
         if stage is not None:
             return Response(presenters.stage_json(slide, stage))
         return Response(presenters.slide_json(slide))
@@ -65,8 +71,8 @@ class SlideAgreementViewSet(ProjectScopedViewSet):
         """Queue the computation of one stage's report (202); 200 with the job already queued
         or running for it."""
         slide = self.get_object()
-        stage = stage_of(request, required=True)
-        job, created = services.request_report(slide=slide, stage=stage, user=request.user)  # type: ignore[arg-type]
+        stage = required_stage(request)
+        job, created = services.request_report(slide=slide, stage=stage, user=request.user)
         code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
         return Response(job_json(job), status=code)
 
@@ -83,7 +89,7 @@ class SlideAgreementViewSet(ProjectScopedViewSet):
         starts). POST: start it (201; its consensus is filled by the job in ``job``), or
         return the one already started (200)."""
         slide = self.get_object()
-        stage = stage_of(request, required=True)
+        stage = required_stage(request)
         selectors.check_reviewer(request.user, slide.project)
         if request.method == "GET":
             return Response(presenters.adjudication_json(_adjudication(slide, stage)))
@@ -91,7 +97,7 @@ class SlideAgreementViewSet(ProjectScopedViewSet):
         form.is_valid(raise_exception=True)
         started, _, created = services.start_adjudication(
             slide=slide,
-            stage=stage,  # type: ignore[arg-type]
+            stage=stage,
             user=request.user,
             annotator_a=form.validated_data.get("a"),
             annotator_b=form.validated_data.get("b"),
@@ -105,7 +111,7 @@ class SlideAgreementViewSet(ProjectScopedViewSet):
     @action(detail=True, methods=["post"], url_path="adjudication/decisions")
     def decisions(self, request: Request, pk: str) -> Response:
         """Record a decision (A, B or edit) and write it into the consensus set."""
-        found = _adjudication(self.get_object(), stage_of(request, required=True))
+        found = _adjudication(self.get_object(), required_stage(request))
         form = s.DecisionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
@@ -128,7 +134,7 @@ class SlideAgreementViewSet(ProjectScopedViewSet):
         )
 
 
-def _adjudication(slide: Slide, stage: str | None) -> Adjudication:
+def _adjudication(slide: Slide, stage: str) -> Adjudication:
     found = Adjudication.objects.filter(slide=slide, stage=stage).first()
     if found is None:
         raise NotFound("no adjudication of this stage has started")
@@ -145,7 +151,7 @@ class ProjectAgreementViewSet(ProjectScopedViewSet):
     def retrieve(self, request: Request, pk: str) -> Response:
         """The stored reports and their aggregate; ``stale`` counts pooled stale reports."""
         project = self.get_object()
-        stage = stage_of(request, required=False)
+        stage = stage_of(request)
         stages = [stage] if stage else list(Stage.values)
         reports = [selectors.project_report(project=project, stage=one) for one in stages]
         return Response(presenters.project_json(project, reports))

@@ -15,8 +15,11 @@ function render(element, job) {
   }
   const text = element.querySelector(".job-text");
   if (text) {
+    // The same words as the page's template (_job.html) writes before the first poll.
     const steps = job.total ? ` (${job.progress} of ${job.total})` : "";
-    text.textContent = job.status === "failed" ? `failed: ${job.error}` : `${job.message || job.status}${steps}`;
+    if (job.status === "queued") text.textContent = "Queued…";
+    else if (job.status === "failed") text.textContent = `failed: ${job.error}`;
+    else text.textContent = `${job.message || "Running…"}${steps}`;
   }
 }
 
