@@ -15,39 +15,39 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.agreement import errors as agreement
-from apps.annotations import errors as annotations
+from apps.agreement import errors as agreement_errors
+from apps.annotations import errors as annotation_errors
 from apps.annotations.api.serializers import AnnotationSerializer
 from apps.annotations.models import Annotation
 from apps.core.errors import AppError
-from apps.slides import errors as slides
+from apps.slides import errors as slide_errors
 
 #: Error class -> HTTP status. A class not listed answers as its nearest listed base class.
 STATUS: dict[type[AppError], int] = {
     AppError: status.HTTP_400_BAD_REQUEST,
     # annotations
-    annotations.AnnotationError: status.HTTP_400_BAD_REQUEST,
-    annotations.InvalidAnnotation: status.HTTP_400_BAD_REQUEST,
-    annotations.BulkInvalid: status.HTTP_400_BAD_REQUEST,
-    annotations.ImportFailed: status.HTTP_400_BAD_REQUEST,
-    annotations.InvalidLabelClass: status.HTTP_400_BAD_REQUEST,
-    annotations.NotAllowed: status.HTTP_403_FORBIDDEN,
-    annotations.StaleVersion: status.HTTP_409_CONFLICT,
-    annotations.TileTaken: status.HTTP_409_CONFLICT,
-    annotations.LabelInUse: status.HTTP_409_CONFLICT,
-    annotations.TaskStateError: status.HTTP_409_CONFLICT,
-    annotations.NothingFound: status.HTTP_422_UNPROCESSABLE_ENTITY,
-    annotations.SamNotInstalled: status.HTTP_503_SERVICE_UNAVAILABLE,
+    annotation_errors.AnnotationError: status.HTTP_400_BAD_REQUEST,
+    annotation_errors.InvalidAnnotation: status.HTTP_400_BAD_REQUEST,
+    annotation_errors.BulkInvalid: status.HTTP_400_BAD_REQUEST,
+    annotation_errors.ImportFailed: status.HTTP_400_BAD_REQUEST,
+    annotation_errors.InvalidLabelClass: status.HTTP_400_BAD_REQUEST,
+    annotation_errors.NotAllowed: status.HTTP_403_FORBIDDEN,
+    annotation_errors.StaleVersion: status.HTTP_409_CONFLICT,
+    annotation_errors.TileTaken: status.HTTP_409_CONFLICT,
+    annotation_errors.LabelInUse: status.HTTP_409_CONFLICT,
+    annotation_errors.TaskStateError: status.HTTP_409_CONFLICT,
+    annotation_errors.NothingFound: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    annotation_errors.SamNotInstalled: status.HTTP_503_SERVICE_UNAVAILABLE,
     # agreement
-    agreement.AgreementError: status.HTTP_400_BAD_REQUEST,
-    agreement.InvalidRequest: status.HTTP_400_BAD_REQUEST,
-    agreement.NotReviewer: status.HTTP_403_FORBIDDEN,
-    agreement.UnknownDisagreement: status.HTTP_404_NOT_FOUND,
-    agreement.NotReady: status.HTTP_409_CONFLICT,
+    agreement_errors.AgreementError: status.HTTP_400_BAD_REQUEST,
+    agreement_errors.InvalidRequest: status.HTTP_400_BAD_REQUEST,
+    agreement_errors.NotReviewer: status.HTTP_403_FORBIDDEN,
+    agreement_errors.UnknownDisagreement: status.HTTP_404_NOT_FOUND,
+    agreement_errors.NotReady: status.HTTP_409_CONFLICT,
     # slides
-    slides.SlideError: status.HTTP_422_UNPROCESSABLE_ENTITY,
-    slides.NotAFile: status.HTTP_400_BAD_REQUEST,
-    slides.UploadTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    slide_errors.SlideError: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    slide_errors.NotAFile: status.HTTP_400_BAD_REQUEST,
+    slide_errors.UploadTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
 }
 
 

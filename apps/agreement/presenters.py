@@ -345,7 +345,7 @@ class ProjectSection:
 
 
 #: Per stage: (title, path into a pair's figures, path into the aggregate, published key).
-HEADLINES = {
+HEADLINES: dict[str, list[tuple[str, tuple[str, ...], tuple[str, ...], str | None]]] = {
     "roi": [("ROI IoU", ("iou",), ("iou",), "roi"), ("ROI Dice", ("dice",), ("dice",), None)],
     "toi": [("TOI Cohen's κ", ("kappa",), ("kappa",), "toi")],
     "cell": [

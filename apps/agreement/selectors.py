@@ -11,7 +11,7 @@ are stable between reports.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db.models import Count, Max, Q, Sum
@@ -380,7 +380,7 @@ def _compare_tiles(a: Loaded, b: Loaded, tile_size: int) -> Comparison:
     ids_a, ids_b = a.tile_ids(), b.tile_ids()
     items = []
     for d in ag.toi_disagreements(tiles_a, tiles_b, tile_size):
-        tile = d.a or d.b
+        tile = cast(ag.TileKey, d.a or d.b)  # a TOI disagreement names the tile on a side
         side_a = Side([ids_a[tile]], tiles_a[tile], tile) if d.a else None
         side_b = Side([ids_b[tile]], tiles_b[tile], tile) if d.b else None
         items.append(Item(f"toi:{tile[0]}:{tile[1]}", d.kind, d.bbox, side_a, side_b))

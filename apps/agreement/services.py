@@ -50,6 +50,7 @@ def _queue(
     *, slide: Slide, stage: str, kind: str, user: Any, adjudication: Adjudication | None = None
 ) -> tuple[AgreementJob, bool]:
     """The active job of (slide, stage, kind), or a new one queued; ``(job, created)``."""
+    jobs.fail_abandoned(AgreementJob.objects.filter(slide=slide, stage=stage, kind=kind))
     active = selectors.active_job(slide, stage, kind)
     if active is not None:
         return active, False
@@ -152,8 +153,7 @@ def compute_figures(
     figures: dict[str, Any] = {
         "stage": stage,
         "annotators": [
-            {"id": s.annotator_id, "username": s.annotator.get_username(), "set": s.pk}
-            for s in sets
+            {"id": s.annotator_id, "username": str(s.annotator), "set": s.pk} for s in sets
         ],
     }
     pairs = list(combinations(range(len(sets)), 2))
@@ -376,6 +376,7 @@ def _cell_edit(
 def _roi_edit(
     item: selectors.Item, geometry: dict[str, Any] | None, combine: str | None
 ) -> list[dict[str, Any]]:
+    shapes: Any
     if geometry is not None:
         shapes = ag.to_geometries([geometry])
     elif combine in ("union", "intersection"):

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.db import models, transaction
@@ -73,6 +74,18 @@ J = TypeVar("J", bound=Job)
 Progress = Callable[[int, int, str], None]
 
 
+def fail_abandoned(queryset: models.QuerySet[J]) -> int:
+    """Fail the active jobs of ``queryset`` older than the worker's timeout (``Q_CLUSTER``
+    ``timeout``): a worker that died or was restarted left them, and no one will finish them.
+    Returns how many; call it before looking for an active job to reuse."""
+    limit = timezone.now() - timedelta(seconds=cast(int, settings.Q_CLUSTER["timeout"]))
+    return queryset.filter(status__in=ACTIVE, created_at__lt=limit).update(
+        status=JobState.FAILED,
+        finished_at=timezone.now(),
+        error="abandoned: no worker finished it in time; request it again",
+    )
+
+
 def enqueue(task: str, job: Job) -> None:
     """Queue ``task(job.pk)`` once the surrounding transaction commits (the worker must see
     the row); outside a transaction, now."""
@@ -88,15 +101,17 @@ def run(model: type[J], job_id: int, work: Callable[[J, Progress], str]) -> J | 
     ``work`` returns the message the finished job shows. Returns the finished row, or None
     when the row was not queued (already claimed, or finished).
     """
-    claimed = model.objects.filter(pk=job_id, status=JobState.QUEUED).update(
+    claimed = model._default_manager.filter(pk=job_id, status=JobState.QUEUED).update(
         status=JobState.RUNNING, started_at=timezone.now()
     )
     if not claimed:
         return None
-    job = model.objects.get(pk=job_id)
+    job = model._default_manager.get(pk=job_id)
 
     def progress(done: int, total: int, message: str) -> None:
-        model.objects.filter(pk=job_id).update(progress=done, total=total, message=message[:255])
+        model._default_manager.filter(pk=job_id).update(
+            progress=done, total=total, message=message[:255]
+        )
 
     try:
         message = work(job, progress)
@@ -118,7 +133,7 @@ def _finish(
     fields: dict[str, Any] = {"status": state, "finished_at": timezone.now(), "error": error}
     if message:
         fields["message"] = message[:255]
-    model.objects.filter(pk=job_id, status=JobState.RUNNING).update(**fields)
+    model._default_manager.filter(pk=job_id, status=JobState.RUNNING).update(**fields)
 
 
 def job_json(job: Job | None) -> dict[str, Any] | None:

@@ -254,3 +254,20 @@ def test_project_report_pools_every_comparable_slide(
     assert aggregate["detection_f1"]["pooled"]["value"] == pytest.approx(2 * 4 / (5 + 5))
     assert aggregate["classes"]["n"] == 4
     assert aggregate["mean_iou"]["mean"]["ci"] is not None  # two slides: a bootstrap CI
+
+
+def test_a_job_no_worker_finished_is_failed_and_a_new_one_queued(
+    as_user, cell_study, member, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    api = as_user(member)
+    first = api.post(f"/api/agreement/slides/{cell_study.pk}/report/?stage=cell").json()
+    old = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["timeout"] + 1)
+    AgreementJob.objects.filter(pk=first["id"]).update(created_at=old)
+    second = api.post(f"/api/agreement/slides/{cell_study.pk}/report/?stage=cell")
+    assert second.status_code == 202 and second.json()["id"] != first["id"]
+    abandoned = AgreementJob.objects.get(pk=first["id"])
+    assert abandoned.status == "failed" and abandoned.error.startswith("abandoned")
