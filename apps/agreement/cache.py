@@ -1,9 +1,9 @@
-"""The one cache of agreement: an adjudication's disagreement list.
+"""The one cache of agreement: an adjudication's disagreement list, decoded.
 
-Matching 2 x 5,000 cells takes seconds, and every decision needs the list, so it is kept in
-Django's cache under a key that holds the adjudication's two sets' *source state*
-(:func:`apps.agreement.selectors.source_state`): any change to either set changes the key, so
-a stale list is never served, only left to expire.
+Every decision needs the list. The fill job stores it on the adjudication row (every process
+reads that, whatever its cache backend); this keeps the decoded list in Django's cache under a
+key that holds the two sets' *source state* (:func:`apps.agreement.selectors.source_state`):
+any change to either set changes the key, so a stale list is never served, only left to expire.
 """
 
 from __future__ import annotations

@@ -60,6 +60,10 @@ class Adjudication(models.Model):
     )
     started_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The disagreement list (Item.to_dict() each) as the fill job computed it, and the source
+    # state of the two sets it came from: every process reads it, whatever its cache.
+    items = models.JSONField(default=list, blank=True)
+    items_state = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["slide_id", "stage"]

@@ -255,7 +255,9 @@ class StageSection:
 
 def slide_sections(slide: Slide) -> list[StageSection]:
     """One section per stage: its stored report (stale or not) or why there is none."""
-    adjudications = {a.stage: a for a in Adjudication.objects.filter(slide=slide)}
+    adjudications = {
+        a.stage: a for a in Adjudication.objects.filter(slide=slide).defer("items", "items_state")
+    }
     names = selectors.class_names(slide.project)
     out = []
     for stage in Stage.values:

@@ -271,6 +271,9 @@ def fill_consensus(*, job: AgreementJob, progress: jobs.Progress) -> str:
     fresh = selectors.compare_sets(
         adjudication.set_a, adjudication.set_b, adjudication.iou_threshold
     )
+    adjudication.items = [i.to_dict() for i in fresh.items]
+    adjudication.items_state = state
+    adjudication.save(update_fields=["items", "items_state"])
     cache.put_items(adjudication, state, fresh.items)
     progress(1, 2, f"copying {len(fresh.agreed)} agreed annotations into the consensus")
     with transaction.atomic():

@@ -230,3 +230,20 @@ def test_a_failed_fill_is_recorded_and_starting_again_queues_a_new_job(
     )
     assert (again.pk, created, retry.status) == (adjudication.pk, False, "queued")
     assert retry.pk != job.pk and AgreementJob.objects.get(pk=job.pk).status == "failed"
+
+
+def test_the_disagreements_are_read_from_the_row_in_a_process_without_the_cache(
+    as_user, cell_study, reviewer, start
+):
+    from django.core.cache import cache
+
+    from apps.agreement import selectors
+
+    before = start(as_user(reviewer), cell_study)
+    cache.clear()  # the web process does not share the worker's local-memory cache
+    adjudication = Adjudication.objects.get(slide=cell_study, stage="cell")
+    assert len(adjudication.items) == 3 and adjudication.items_state is not None
+    items = selectors.disagreements(adjudication)
+    assert [i.to_dict() for i in items] == [
+        {k: v for k, v in item.items() if k != "decision"} for item in before["items"]
+    ]
