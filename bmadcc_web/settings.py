@@ -237,6 +237,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    # Domain errors (apps.core.errors.AppError) answer through one error -> status table.
+    "EXCEPTION_HANDLER": "bmadcc_web.exception_handler.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "bmadcc API",

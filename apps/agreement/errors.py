@@ -1,16 +1,13 @@
-"""Errors that carry what the caller needs; the API maps each class to one status code."""
+"""Errors that carry what the caller needs. Each class's status code is in the one table of
+:mod:`bmadcc_web.exception_handler`; ``data`` becomes the extra fields of the API body."""
 
 from __future__ import annotations
 
+from apps.core.errors import AppError
 
-class AgreementError(Exception):
+
+class AgreementError(AppError):
     """Base class; ``message`` is shown to the user verbatim."""
-
-    status_code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class NotReady(AgreementError):
@@ -20,10 +17,8 @@ class NotReady(AgreementError):
     ``one_annotator``.
     """
 
-    status_code = 409
-
     def __init__(self, status: str, message: str, *, tasks: int = 0, submitted: int = 0) -> None:
-        super().__init__(message)
+        super().__init__(message, status=status, tasks=tasks, submitted=submitted)
         self.status = status
         self.tasks = tasks
         self.submitted = submitted
@@ -32,13 +27,9 @@ class NotReady(AgreementError):
 class NotReviewer(AgreementError):
     """Adjudication is for the project's reviewers and admins (403)."""
 
-    status_code = 403
-
 
 class UnknownDisagreement(AgreementError):
     """A decision names a disagreement the current list does not hold (404)."""
-
-    status_code = 404
 
 
 class InvalidRequest(AgreementError):

@@ -9,6 +9,10 @@ An :class:`Adjudication` walks the disagreements between two annotator sets of a
 stage) and writes the reviewer's choices into a consensus ``AnnotationSet``; each choice is a
 :class:`Decision`, kept as it is made, so a half-done adjudication resumes where it stopped.
 
+An :class:`AgreementJob` is the heavy work of either, done by a django-q2 task and shown on
+the page while it runs: computing a slide report, or filling a new adjudication's consensus
+with what the annotators agree on (see :mod:`apps.core.jobs`).
+
 Fields only: computing goes through ``services``, reads through ``selectors``.
 """
 
@@ -18,6 +22,7 @@ from django.conf import settings
 from django.db import models
 
 from apps.annotations.models import AnnotationSet, Stage
+from apps.core.jobs import ACTIVE, Job
 from apps.slides.models import Slide
 
 
@@ -55,6 +60,10 @@ class Adjudication(models.Model):
     )
     started_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The disagreement list (Item.to_dict() each) as the fill job computed it, and the source
+    # state of the two sets it came from: every process reads it, whatever its cache.
+    items = models.JSONField(default=list, blank=True)
+    items_state = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["slide_id", "stage"]
@@ -105,3 +114,34 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.choice}"
+
+
+class JobKind(models.TextChoices):
+    REPORT = "report", "Compute the slide report"
+    ADJUDICATION = "adjudication", "Fill the consensus with what both annotators agree on"
+
+
+class AgreementJob(Job):
+    """One report computation or adjudication fill of a (slide, stage); at most one active."""
+
+    kind = models.CharField(max_length=20, choices=JobKind.choices)
+    slide = models.ForeignKey(Slide, on_delete=models.CASCADE, related_name="agreement_jobs")
+    stage = models.CharField(max_length=10, choices=Stage.choices)
+    # The adjudication a fill job fills (None for a report job).
+    adjudication = models.ForeignKey(
+        Adjudication, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["slide", "stage", "kind"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["slide", "stage", "kind"],
+                condition=models.Q(status__in=ACTIVE),
+                name="one_active_agreement_job",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} of slide {self.slide_id} {self.stage}: {self.status}"

@@ -1,5 +1,6 @@
 """Agreement pages and downloads. Scoped to the user's projects like every slide page; reports
-appear only for unblinded stages; adjudication is for the project's reviewers and admins."""
+appear only for unblinded stages; adjudication is for the project's reviewers and admins.
+GETs show what is stored; the forms POST to queue the jobs that compute."""
 
 from __future__ import annotations
 
@@ -17,9 +18,8 @@ from apps.accounts.roles import is_reviewer_or_admin
 from apps.annotations.models import Stage
 from apps.slides.selectors import visible_slide_or_404
 
-from . import adjudication as adj
-from . import pages, presenters, services
-from .errors import AgreementError, NotReady
+from . import presenters, selectors, services
+from .errors import AgreementError
 from .models import Adjudication
 
 
@@ -32,7 +32,7 @@ def slide_report(request: HttpRequest, slide_id: int) -> HttpResponse:
     slide = visible_slide_or_404(request.user, slide_id)
     context = {
         "slide": slide,
-        "sections": pages.slide_sections(slide),
+        "sections": presenters.slide_sections(slide),
         "is_reviewer": is_reviewer_or_admin(request.user, slide.project),
     }
     return render(request, "agreement/slide_report.html", context)
@@ -40,22 +40,14 @@ def slide_report(request: HttpRequest, slide_id: int) -> HttpResponse:
 
 @login_required
 def slide_download(request: HttpRequest, slide_id: int, fmt: str) -> HttpResponse:
-    """Every ready stage of the slide as ``agreement-slide-<id>.json`` or ``.csv``."""
+    """Every stored stage report of the slide as ``agreement-slide-<id>.json`` or ``.csv``."""
     slide = visible_slide_or_404(request.user, slide_id)
-    reports = {}
-    for stage in Stage.values:
-        try:
-            result = services.slide_report(slide=slide, stage=stage)
-        except NotReady as exc:
-            reports[stage] = presenters.not_ready_json(slide, stage, exc)
-            continue
-        reports[stage] = presenters.report_json(slide, stage, result)
+    body = presenters.slide_json(slide)
     if fmt == "json":
-        body = {"slide": slide.pk, "slide_name": slide.name, "stages": reports}
         return _download(json.dumps(body, indent=1), f"agreement-slide-{slide.pk}.json")
     rows = (
         row
-        for report in reports.values()
+        for report in body["stages"].values()
         if report["status"] == "ready"
         for row in presenters.slide_csv_rows(slide, report)
     )
@@ -65,14 +57,14 @@ def slide_download(request: HttpRequest, slide_id: int, fmt: str) -> HttpRespons
 @login_required
 def project_report(request: HttpRequest, project_id: int) -> HttpResponse:
     project = _project(request, project_id)
-    context = {"project": project, "sections": pages.project_sections(project)}
+    context = {"project": project, "sections": presenters.project_sections(project)}
     return render(request, "agreement/project_report.html", context)
 
 
 @login_required
 def project_download(request: HttpRequest, project_id: int, fmt: str) -> HttpResponse:
     project = _project(request, project_id)
-    stages = [services.project_report(project=project, stage=s) for s in Stage.values]
+    stages = [selectors.project_report(project=project, stage=s) for s in Stage.values]
     if fmt == "json":
         body = json.dumps(presenters.project_json(project, stages), indent=1)
         return _download(body, f"agreement-project-{project.pk}.json")
@@ -99,9 +91,10 @@ def adjudicate(request: HttpRequest, slide_id: int) -> HttpResponse:
     context = {
         "slide": slide,
         "stage": stage,
-        "stage_title": pages.STAGE_TITLES[stage],
+        "stage_title": presenters.STAGE_TITLES[stage],
         "is_reviewer": reviewer,
         "adjudication": found,
+        "fill_job": selectors.fill_job(found) if found else None,
         "api_url": reverse("agreement-slide-adjudication", args=[slide.pk]) + f"?stage={stage}",
         "decisions_url": reverse("agreement-slide-decisions", args=[slide.pk]) + f"?stage={stage}",
     }
@@ -112,10 +105,38 @@ def adjudicate(request: HttpRequest, slide_id: int) -> HttpResponse:
 @require_POST
 def adjudicate_start(request: HttpRequest, slide_id: int) -> HttpResponse:
     slide = visible_slide_or_404(request.user, slide_id)
-    stage = request.POST.get("stage", Stage.CELL)
+    stage = _posted_stage(request)
     try:
-        adj.start_adjudication(slide=slide, stage=stage, user=request.user)
+        services.start_adjudication(slide=slide, stage=stage, user=request.user)
     except AgreementError as exc:
         messages.error(request, exc.message)
         return redirect("agreement:slide", slide_id=slide.pk)
     return redirect(reverse("agreement:adjudicate", args=[slide.pk]) + f"?stage={stage}")
+
+
+@login_required
+@require_POST
+def slide_compute(request: HttpRequest, slide_id: int) -> HttpResponse:
+    """Queue the computation of one stage's report; back to the page, which shows its job."""
+    slide = visible_slide_or_404(request.user, slide_id)
+    stage = _posted_stage(request)
+    try:
+        services.request_report(slide=slide, stage=stage, user=request.user)
+    except AgreementError as exc:
+        messages.error(request, exc.message)
+    return redirect(reverse("agreement:slide", args=[slide.pk]) + f"#stage-{stage}")
+
+
+@login_required
+@require_POST
+def project_compute(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Queue a report job for every slide stage whose report is missing or stale."""
+    project = _project(request, project_id)
+    queued = services.request_project_reports(project=project, user=request.user)
+    messages.info(request, f"{len(queued)} report(s) queued; this page shows them when done.")
+    return redirect("agreement:project", project_id=project.pk)
+
+
+def _posted_stage(request: HttpRequest) -> str:
+    stage = request.POST.get("stage", Stage.CELL)
+    return stage if stage in Stage.values else Stage.CELL

@@ -1,19 +1,18 @@
-"""Errors that carry what the caller needs; the API maps each class to one status code."""
+"""Errors that carry what the caller needs. Each class's status code is in the one table of
+:mod:`bmadcc_web.exception_handler`; ``data`` becomes the extra fields of the API body."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from apps.core.errors import AppError
+
 if TYPE_CHECKING:
     from .models import Annotation
 
 
-class AnnotationError(Exception):
+class AnnotationError(AppError):
     """Base class; ``message`` is shown to the user verbatim."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class InvalidAnnotation(AnnotationError):
@@ -27,7 +26,7 @@ class BulkInvalid(AnnotationError):
     """
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__(f"{len(errors)} item(s) are invalid; nothing was saved")
+        super().__init__(f"{len(errors)} item(s) are invalid; nothing was saved", errors=errors)
         self.errors = errors
 
 
@@ -37,7 +36,8 @@ class StaleVersion(AnnotationError):
     def __init__(self, current: Annotation, sent_version: int) -> None:
         super().__init__(
             f"annotation {current.pk} is at version {current.version}, "
-            f"the edit was based on version {sent_version}; reload it and try again"
+            f"the edit was based on version {sent_version}; reload it and try again",
+            current=current,
         )
         self.current = current
 
@@ -48,7 +48,8 @@ class TileTaken(AnnotationError):
     def __init__(self, current: Annotation) -> None:
         super().__init__(
             f"tile ({current.tile_col}, {current.tile_row}) already has annotation {current.pk}; "
-            "change its label instead"
+            "change its label instead",
+            current=current,
         )
         self.current = current
 
@@ -62,7 +63,9 @@ class LabelInUse(AnnotationError):
 
     def __init__(self, key: str, count: int) -> None:
         super().__init__(
-            f"class {key!r} is used by {count} annotation(s); retire it instead of deleting it"
+            f"class {key!r} is used by {count} annotation(s); retire it instead of deleting it",
+            key=key,
+            count=count,
         )
         self.key = key
         self.count = count
@@ -82,6 +85,9 @@ class InvalidLabelClass(AnnotationError):
 
 class SamNotInstalled(AnnotationError):
     """No usable Segment Anything checkpoint (503); ``message`` tells an admin where to put one."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, installed=False, model=None)
 
 
 class NothingFound(AnnotationError):

@@ -1,18 +1,19 @@
-"""Errors that carry what a person needs to know, recorded on the slide row that failed."""
+"""Errors that carry what a person needs to know, recorded on the slide row that failed.
+
+Each class's status code is in the one table of :mod:`bmadcc_web.exception_handler`.
+"""
+
+from apps.core.errors import AppError
 
 
-class SlideError(Exception):
-    """A slide could not be taken in or read. ``message`` is shown to users verbatim."""
-
-    def __init__(self, message: str, *, permanent: bool = True) -> None:
-        super().__init__(message)
-        self.message = message
-        self.permanent = permanent
+class SlideError(AppError):
+    """A slide could not be taken in or read (422 in the API). ``message`` is shown to users
+    verbatim and is what a failed ingest records on the slide row."""
 
 
 class UploadTooLarge(SlideError):
-    pass
+    """The upload is over ``SLIDE_UPLOAD_MAX_BYTES`` (413); nothing was kept."""
 
 
 class NotAFile(SlideError):
-    pass
+    """The path given to register is not a file on the server's disk (400)."""

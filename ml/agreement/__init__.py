@@ -54,18 +54,19 @@ Every result is a frozen dataclass with ``to_dict()`` (JSON-safe: no NaN, tuples
 per-slide results also have ``from_dict()`` so a stored report can be pooled again.
 
 Modules: ``shapes`` (parsing), ``estimates`` (CIs), ``roi``, ``labels`` (kappa, TOI),
-``cells`` (matching), ``multi`` (Fleiss), ``adjudication`` (disagreement lists), ``project``.
+``cells`` (matching), ``multi`` (Fleiss), ``disagreements`` (the lists a reviewer
+adjudicates), ``project``.
 """
 
 from __future__ import annotations
 
-from ml.agreement.adjudication import (
+from ml.agreement.cells import CellAgreement, CellMatch, cell_agreement, compare_cells, match_cells
+from ml.agreement.disagreements import (
     Disagreement,
     cell_disagreements,
     roi_disagreement,
     toi_disagreements,
 )
-from ml.agreement.cells import CellAgreement, CellMatch, cell_agreement, compare_cells, match_cells
 from ml.agreement.estimates import CONFIDENCE, N_RESAMPLES, Estimate
 from ml.agreement.labels import (
     TOI_LABELS,

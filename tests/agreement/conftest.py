@@ -90,3 +90,19 @@ def cell_study(slide, member, partner, owner):
     draw(slide, "cell", partner, [{"geometry": b, "label": lb} for _, _, b, lb in CELLS if b])
     submit(slide, "cell", member, partner)
     return slide
+
+
+def compute(slide, stage: str, user):
+    """Queue (slide, stage)'s report job and run it now, as the worker would; the finished job."""
+    from apps.agreement import services
+
+    job, _ = services.request_report(slide=slide, stage=stage, user=user)
+    return services.run_job(job.pk)
+
+
+@pytest.fixture
+def reported_cells(cell_study, owner):
+    """:func:`cell_study` with its cell report computed."""
+    job = compute(cell_study, "cell", owner)
+    assert job.status == "done", job.error
+    return cell_study

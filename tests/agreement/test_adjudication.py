@@ -4,7 +4,9 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
-from apps.agreement.models import Adjudication
+from apps.accounts.models import Membership, Role
+from apps.agreement import services
+from apps.agreement.models import Adjudication, AgreementJob
 from apps.annotations.models import Annotation
 from tests.agreement.conftest import assign, draw, rect, submit
 
@@ -32,6 +34,19 @@ def by_kind(body: dict) -> dict[str, list[dict]]:
     return kinds
 
 
+@pytest.fixture
+def start(django_capture_on_commit_callbacks):
+    """Start the adjudication (its fill job runs once the request commits); the GET after."""
+
+    def _start(api, slide, stage: str = "cell") -> dict:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = api.post(url(slide, stage=stage), {}, format="json")
+        assert response.status_code == 201, response.content
+        return api.get(url(slide, stage=stage)).json()
+
+    return _start
+
+
 def decide(api, slide, key: str, choice: str, stage: str = "cell", **extra):
     response = api.post(
         url(slide, "decisions/", stage), {"key": key, "choice": choice, **extra}, format="json"
@@ -40,11 +55,23 @@ def decide(api, slide, key: str, choice: str, stage: str = "cell", **extra):
     return response.json()
 
 
-def test_starting_fills_the_consensus_with_what_both_agree_on(as_user, cell_study, reviewer):
+def test_starting_fills_the_consensus_with_what_both_agree_on(
+    as_user, cell_study, reviewer, django_capture_on_commit_callbacks
+):
     api = as_user(reviewer)
-    response = api.post(url(cell_study), {}, format="json")
-    assert response.status_code == 201, response.content
-    body = response.json()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(url(cell_study), {}, format="json")
+        assert response.status_code == 201, response.content
+        started = response.json()
+        # The request only creates the rows; the copy is the job's, queued for after commit.
+        assert (started["filled"], started["job"]["status"], started["items"]) == (
+            False,
+            "queued",
+            [],
+        )
+    body = api.get(url(cell_study)).json()
+    assert body["filled"] is True and body["job"]["status"] == "done"
+    assert body["job"]["message"] == "copied 2 agreed annotations; 3 disagreements"
     adjudication = Adjudication.objects.get(pk=body["id"])
     assert adjudication.consensus.source == "consensus"
     # Two matched pairs agree; they are in the consensus already, in A's outline.
@@ -61,10 +88,10 @@ def test_annotators_cannot_adjudicate(as_user, cell_study, member):
 
 
 def test_choices_write_the_consensus_and_a_second_choice_replaces_the_first(
-    as_user, cell_study, reviewer
+    as_user, cell_study, reviewer, start
 ):
     api = as_user(reviewer)
-    kinds = by_kind(api.post(url(cell_study), {}, format="json").json())
+    kinds = by_kind(start(api, cell_study))
     adjudication = Adjudication.objects.get(slide=cell_study, stage="cell")
     decide(api, cell_study, kinds["cell_class"][0]["key"], "b")  # B's promyelocyte
     decide(api, cell_study, kinds["cell_only_a"][0]["key"], "a")  # keep A's basophil
@@ -84,9 +111,9 @@ def test_choices_write_the_consensus_and_a_second_choice_replaces_the_first(
     assert retracted.is_deleted and retracted.events.filter(action="delete").exists()
 
 
-def test_a_half_done_adjudication_is_kept(as_user, cell_study, reviewer):
+def test_a_half_done_adjudication_is_kept(as_user, cell_study, reviewer, start):
     api = as_user(reviewer)
-    kinds = by_kind(api.post(url(cell_study), {}, format="json").json())
+    kinds = by_kind(start(api, cell_study))
     decide(api, cell_study, kinds["cell_only_a"][0]["key"], "b")
     body = api.get(url(cell_study)).json()
     assert body["progress"] == {"decided": 1, "total": 3}
@@ -95,9 +122,9 @@ def test_a_half_done_adjudication_is_kept(as_user, cell_study, reviewer):
     assert body["completed_at"] is None
 
 
-def test_bad_decisions_are_refused_with_a_reason(as_user, cell_study, reviewer):
+def test_bad_decisions_are_refused_with_a_reason(as_user, cell_study, reviewer, start):
     api = as_user(reviewer)
-    kinds = by_kind(api.post(url(cell_study), {}, format="json").json())
+    kinds = by_kind(start(api, cell_study))
     key = kinds["cell_class"][0]["key"]
     unknown = api.post(
         url(cell_study, "decisions/"), {"key": "cell:1:2", "choice": "a"}, format="json"
@@ -116,7 +143,7 @@ def test_bad_decisions_are_refused_with_a_reason(as_user, cell_study, reviewer):
 
 
 def test_toi_tiles_labelled_differently_are_adjudicated(
-    as_user, slide, member, partner, owner, reviewer
+    as_user, slide, member, partner, owner, reviewer, start
 ):
     assign(slide, "toi", [member, partner], owner)
     draw(
@@ -140,7 +167,7 @@ def test_toi_tiles_labelled_differently_are_adjudicated(
     )
     submit(slide, "toi", member, partner)
     api = as_user(reviewer)
-    kinds = by_kind(api.post(url(slide, stage="toi"), {}, format="json").json())
+    kinds = by_kind(start(api, slide, "toi"))
     assert [i["key"] for i in kinds["toi_label"]] == ["toi:1:0"]
     assert kinds["toi_label"][0]["bbox"] == [1600.0, 0.0, 3200.0, 1600.0]
     decide(api, slide, "toi:1:0", "b", stage="toi")
@@ -154,16 +181,69 @@ def test_toi_tiles_labelled_differently_are_adjudicated(
     ]
 
 
-def test_roi_difference_is_settled_by_a_union(as_user, slide, member, partner, owner, reviewer):
+def test_roi_difference_is_settled_by_a_union(
+    as_user, slide, member, partner, owner, reviewer, start
+):
     assign(slide, "roi", [member, partner], owner)
     draw(slide, "roi", member, [{"geometry": rect(100, 100, 600, 600), "label": ""}])
     draw(slide, "roi", partner, [{"geometry": rect(400, 100, 900, 600), "label": ""}])
     submit(slide, "roi", member, partner)
     api = as_user(reviewer)
-    body = api.post(url(slide, stage="roi"), {}, format="json").json()
+    body = start(api, slide, "roi")
     assert [i["key"] for i in body["items"]] == ["roi"]
     decide(api, slide, "roi", "edit", stage="roi", combine="union")
     adjudication = Adjudication.objects.get(slide=slide, stage="roi")
     live = Annotation.objects.filter(set=adjudication.consensus, is_deleted=False)
     union = shapely.union_all([shape(a.geometry) for a in live])
     assert union.area == pytest.approx(800 * 500)
+
+
+def test_a_job_is_claimed_once(as_user, cell_study, reviewer):
+    adjudication, job, created = services.start_adjudication(
+        slide=cell_study, stage="cell", user=reviewer
+    )
+    assert created and job.status == "queued"
+    assert services.run_job(job.pk).status == "done"
+    assert services.run_job(job.pk) is None  # a repeated delivery finds it claimed
+    live = Annotation.objects.filter(set=adjudication.consensus, is_deleted=False)
+    assert live.count() == 2  # copied once
+
+
+def test_a_failed_fill_is_recorded_and_starting_again_queues_a_new_job(
+    as_user, cell_study, reviewer
+):
+    adjudication, job, _ = services.start_adjudication(
+        slide=cell_study, stage="cell", user=reviewer
+    )
+    # Before the worker gets to it, the reviewer is made an annotator: the copy is refused.
+    membership = Membership.objects.filter(user=reviewer)
+    membership.update(role=Role.ANNOTATOR)
+    failed = services.run_job(job.pk)
+    assert failed.status == "failed" and failed.finished_at is not None
+    assert failed.error == "only reviewers and project admins change consensus and model-run sets"
+    assert not Annotation.objects.filter(set=adjudication.consensus).exists()
+    membership.update(role=Role.REVIEWER)
+    body = as_user(reviewer).get(url(cell_study)).json()
+    assert (body["filled"], body["job"]["status"], body["items"]) == (False, "failed", [])
+    again, retry, created = services.start_adjudication(
+        slide=cell_study, stage="cell", user=reviewer
+    )
+    assert (again.pk, created, retry.status) == (adjudication.pk, False, "queued")
+    assert retry.pk != job.pk and AgreementJob.objects.get(pk=job.pk).status == "failed"
+
+
+def test_the_disagreements_are_read_from_the_row_in_a_process_without_the_cache(
+    as_user, cell_study, reviewer, start
+):
+    from django.core.cache import cache
+
+    from apps.agreement import selectors
+
+    before = start(as_user(reviewer), cell_study)
+    cache.clear()  # the web process does not share the worker's local-memory cache
+    adjudication = Adjudication.objects.get(slide=cell_study, stage="cell")
+    assert len(adjudication.items) == 3 and adjudication.items_state is not None
+    items = selectors.disagreements(adjudication)
+    assert [i.to_dict() for i in items] == [
+        {k: v for k, v in item.items() if k != "decision"} for item in before["items"]
+    ]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import sklearn.metrics as skm
 
+from apps.agreement.models import AgreementJob, SlideReport
 from apps.annotations import services as annotation_services
 from apps.annotations.models import Annotation, Task
 from tests.agreement.conftest import (
@@ -11,6 +12,7 @@ from tests.agreement.conftest import (
     SMALL_SLIDE_FILE,
     assign,
     cell,
+    compute,
     draw,
     rect,
     submit,
@@ -22,6 +24,18 @@ pytestmark = pytest.mark.django_db
 def report(api, slide, stage: str, **params):
     query = "&".join(f"{k}={v}" for k, v in {"stage": stage, **params}.items())
     return api.get(f"/api/agreement/slides/{slide.pk}/?{query}")
+
+
+@pytest.fixture
+def request_report(django_capture_on_commit_callbacks):
+    """POST for a report; the queued task runs when the request's transaction commits."""
+
+    def _request(api, slide, stage: str):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = api.post(f"/api/agreement/slides/{slide.pk}/report/?stage={stage}")
+        return response
+
+    return _request
 
 
 def test_no_report_while_a_task_is_still_open(as_user, slide, member, partner, owner):
@@ -41,8 +55,8 @@ def test_a_stage_without_tasks_or_with_one_annotator_says_so(as_user, slide, mem
     assert report(as_user(owner), slide, "roi").json()["status"] == "one_annotator"
 
 
-def test_cell_report_counts_matches_and_classes(as_user, cell_study, member):
-    response = report(as_user(member), cell_study, "cell")  # annotators see it once unblinded
+def test_cell_report_counts_matches_and_classes(as_user, reported_cells, member):
+    response = report(as_user(member), reported_cells, "cell")  # annotators see it once unblinded
     assert response.status_code == 200, response.content
     body = response.json()
     assert [a["username"] for a in body["annotators"]] == ["member", "partner"]
@@ -59,17 +73,53 @@ def test_cell_report_counts_matches_and_classes(as_user, cell_study, member):
     assert body["iou_threshold"] == 0.5
 
 
-def test_report_records_the_annotation_versions_it_came_from(as_user, cell_study, member):
+def test_a_get_only_reads_and_says_when_nothing_is_computed_yet(as_user, cell_study, member):
     body = report(as_user(member), cell_study, "cell").json()
+    assert (body["status"], body["stale"], body["job"]) == ("not_computed", True, None)
+    assert "not been computed" in body["detail"]
+    assert not SlideReport.objects.exists() and not AgreementJob.objects.exists()
+
+
+def test_a_posted_report_is_computed_by_a_job_and_then_served(
+    as_user, cell_study, member, request_report
+):
+    response = request_report(as_user(member), cell_study, "cell")
+    assert response.status_code == 202, response.content
+    assert response.json()["status"] == "queued"  # the worker runs it after the commit
+    body = report(as_user(member), cell_study, "cell").json()
+    assert (body["status"], body["stale"]) == ("ready", False)
+    job = body["job"]
+    assert (job["status"], job["progress"], job["total"], job["error"]) == ("done", 3, 3, "")
+    assert job["message"].startswith("computed in")
     sets = body["source_state"]["sets"]
     assert [s[2] for s in sets] == [4, 4]  # live annotations per set
     assert [s[4] for s in sets] == [4, 4]  # sum of versions: every annotation at version 1
-    assert body["recomputed"] is True and body["was_stale"] is False
     again = report(as_user(member), cell_study, "cell").json()
-    assert again["recomputed"] is False and again["computed_at"] == body["computed_at"]
+    assert again["computed_at"] == body["computed_at"]
+    polled = as_user(member).get(f"/api/agreement/jobs/{job['id']}/").json()
+    assert polled == job
 
 
-def test_report_is_stale_after_an_edit_and_recomputes(as_user, cell_study, owner, partner):
+def test_a_second_request_while_one_is_queued_gets_the_same_job(as_user, cell_study, member):
+    api = as_user(member)
+    first = api.post(f"/api/agreement/slides/{cell_study.pk}/report/?stage=cell")
+    second = api.post(f"/api/agreement/slides/{cell_study.pk}/report/?stage=cell")
+    assert (first.status_code, second.status_code) == (202, 200)
+    assert first.json()["id"] == second.json()["id"]
+    assert AgreementJob.objects.count() == 1
+
+
+def test_a_blinded_stage_cannot_be_requested(as_user, slide, member, partner, owner):
+    assign(slide, "cell", [member, partner], owner)
+    response = as_user(owner).post(f"/api/agreement/slides/{slide.pk}/report/?stage=cell")
+    assert response.status_code == 409 and response.json()["status"] == "blinded"
+    assert not AgreementJob.objects.exists()
+
+
+def test_report_is_stale_after_an_edit_and_recomputes(
+    as_user, cell_study, owner, partner, request_report
+):
+    compute(cell_study, "cell", owner)
     first = report(as_user(owner), cell_study, "cell").json()
     # The admin reopens B's task (the stage is blinded again), B relabels a cell, resubmits.
     task = Task.objects.get(slide=cell_study, stage="cell", annotator=partner)
@@ -80,25 +130,32 @@ def test_report_is_stale_after_an_edit_and_recomputes(as_user, cell_study, owner
         annotation_id=third.pk, user=partner, version=1, changes={"label": "myeloblast"}
     )
     submit(cell_study, "cell", partner)
-    stored = report(as_user(owner), cell_study, "cell", refresh="false").json()
+    stored = report(as_user(owner), cell_study, "cell").json()
     assert stored["stale"] is True and stored["computed_at"] == first["computed_at"]
+    assert request_report(as_user(owner), cell_study, "cell").status_code == 202
     fresh = report(as_user(owner), cell_study, "cell").json()
-    assert fresh["was_stale"] is True and fresh["recomputed"] is True
-    assert fresh["previous_computed_at"] == first["computed_at"]
+    assert fresh["stale"] is False and fresh["computed_at"] > first["computed_at"]
     assert fresh["pairs"][0]["figures"]["classes"]["kappa"]["value"] == 1.0
     assert fresh["source_state"]["sets"][1][4] == 5  # B's versions went up by one
 
 
-def test_outsiders_get_404(as_user, cell_study, outsider, project):
-    assert report(as_user(outsider), cell_study, "cell").status_code == 404
-    assert as_user(outsider).get(f"/api/agreement/projects/{project.pk}/").status_code == 404
+def test_outsiders_get_404(as_user, reported_cells, outsider, project):
+    api = as_user(outsider)
+    assert report(api, reported_cells, "cell").status_code == 404
+    assert api.get(f"/api/agreement/projects/{project.pk}/").status_code == 404
+    assert (
+        api.post(f"/api/agreement/slides/{reported_cells.pk}/report/?stage=cell").status_code == 404
+    )
+    job = AgreementJob.objects.get()
+    assert api.get(f"/api/agreement/jobs/{job.pk}/").status_code == 404
 
 
-def test_without_stage_every_stage_reports_or_says_why(as_user, cell_study, owner):
-    body = as_user(owner).get(f"/api/agreement/slides/{cell_study.pk}/").json()
+def test_without_stage_every_stage_reports_or_says_why(as_user, reported_cells, owner):
+    body = as_user(owner).get(f"/api/agreement/slides/{reported_cells.pk}/").json()
     assert body["stages"]["cell"]["status"] == "ready"
     assert body["stages"]["roi"]["status"] == "no_tasks"
-    assert as_user(owner).get(f"/api/agreement/slides/{cell_study.pk}/?stage=x").status_code == 400
+    bad = as_user(owner).get(f"/api/agreement/slides/{reported_cells.pk}/?stage=x")
+    assert bad.status_code == 400
 
 
 def test_roi_report_is_the_overlap_of_each_annotators_union(as_user, slide, member, partner, owner):
@@ -114,6 +171,7 @@ def test_roi_report_is_the_overlap_of_each_annotators_union(as_user, slide, memb
         ],
     )
     submit(slide, "roi", member, partner)
+    compute(slide, "roi", owner)
     figures = report(as_user(owner), slide, "roi").json()["pairs"][0]["figures"]
     assert figures["iou"] == pytest.approx(500 * 500 / (500 * 600))
     assert figures["dice"] == pytest.approx(2 * 500 * 500 / (500 * 500 + 500 * 600))
@@ -136,6 +194,7 @@ def test_toi_report_counts_tiles_only_one_labelled(as_user, slide, member, partn
         [{"tile_col": c, "tile_row": r, "label": v} for (c, r), v in tiles_b.items()],
     )
     submit(slide, "toi", member, partner)
+    compute(slide, "toi", owner)
     figures = report(as_user(owner), slide, "toi").json()["pairs"][0]["figures"]
     assert (figures["n"], figures["only_a"], figures["only_b"]) == (2, 1, 1)
     assert figures["confusion"] == [[1, 0], [1, 0]]
@@ -160,6 +219,7 @@ def test_three_annotators_get_every_pair_and_fleiss_kappa(
         ],
     )
     submit(cell_study, "cell", third)
+    compute(cell_study, "cell", owner)
     body = report(as_user(owner), cell_study, "cell").json()
     assert [(p["a"], p["b"]) for p in body["pairs"]] == [(0, 1), (0, 2), (1, 2)]
     fleiss = body["fleiss"]
@@ -168,7 +228,14 @@ def test_three_annotators_get_every_pair_and_fleiss_kappa(
 
 
 def test_project_report_pools_every_comparable_slide(
-    as_user, cell_study, ingest_path, member, partner, owner, project
+    as_user,
+    cell_study,
+    ingest_path,
+    member,
+    partner,
+    owner,
+    project,
+    django_capture_on_commit_callbacks,
 ):
     small = ingest_path(SMALL_SLIDE_FILE)
     assert small.status == "ready", small.error
@@ -176,11 +243,31 @@ def test_project_report_pools_every_comparable_slide(
     draw(small, "cell", member, [{"geometry": cell(80, 80, r=20), "label": "basophil"}])
     draw(small, "cell", partner, [{"geometry": cell(81, 80, r=20), "label": "basophil"}])
     submit(small, "cell", member, partner)
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = as_user(owner).post(f"/api/agreement/projects/{project.pk}/reports/")
+    assert queued.status_code == 202 and len(queued.json()["jobs"]) == 2
     body = as_user(owner).get(f"/api/agreement/projects/{project.pk}/?stage=cell").json()
     stage = body["stages"]["cell"]
-    assert stage["units"] == 2 and len(stage["slides"]) == 2
+    assert stage["units"] == 2 and len(stage["slides"]) == 2 and stage["stale"] == 0
     aggregate = stage["aggregate"]
     assert aggregate["matched"] == 3 + 1 and aggregate["n_a"] == 4 + 1
     assert aggregate["detection_f1"]["pooled"]["value"] == pytest.approx(2 * 4 / (5 + 5))
     assert aggregate["classes"]["n"] == 4
     assert aggregate["mean_iou"]["mean"]["ci"] is not None  # two slides: a bootstrap CI
+
+
+def test_a_job_no_worker_finished_is_failed_and_a_new_one_queued(
+    as_user, cell_study, member, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    api = as_user(member)
+    first = api.post(f"/api/agreement/slides/{cell_study.pk}/report/?stage=cell").json()
+    old = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["timeout"] + 1)
+    AgreementJob.objects.filter(pk=first["id"]).update(created_at=old)
+    second = api.post(f"/api/agreement/slides/{cell_study.pk}/report/?stage=cell")
+    assert second.status_code == 202 and second.json()["id"] != first["id"]
+    abandoned = AgreementJob.objects.get(pk=first["id"])
+    assert abandoned.status == "failed" and abandoned.error.startswith("abandoned")

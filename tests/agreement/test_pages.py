@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from apps.agreement.models import Adjudication
-from tests.agreement.conftest import assign, cell, draw, submit
+from apps.agreement.models import Adjudication, AgreementJob, SlideReport
+from tests.agreement.conftest import assign, cell, compute, draw, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +19,9 @@ def page(client, user, path: str):
 
 
 def test_slide_page_shows_figures_heat_map_and_why_other_stages_wait(
-    client, cell_study, member, partner, owner
+    client, reported_cells, member, partner, owner
 ):
+    cell_study = reported_cells
     assign(cell_study, "toi", [member, partner], owner)
     html = page(client, member, f"/slides/{cell_study.pk}/agreement/").content.decode()
     assert "member (A) vs partner (B)" in html
@@ -43,21 +44,44 @@ def test_reviewer_starts_an_adjudication_from_the_slide_page(client, cell_study,
     assert "agreement/adjudicate.js" in html
 
 
-def test_slide_page_says_when_figures_were_recomputed(client, cell_study, owner, partner):
+def test_slide_page_offers_to_compute_what_is_missing_and_shows_the_job(
+    client, cell_study, member, django_capture_on_commit_callbacks
+):
+    html = page(client, member, f"/slides/{cell_study.pk}/agreement/").content.decode()
+    assert "Not computed yet" in html and "Compute the figures" in html
+    assert not SlideReport.objects.exists()  # the page only read
+    with django_capture_on_commit_callbacks() as queued:
+        response = client.post(f"/slides/{cell_study.pk}/agreement/compute/", {"stage": "cell"})
+    assert response["Location"] == f"/slides/{cell_study.pk}/agreement/#stage-cell"
+    job = AgreementJob.objects.get()
+    html = client.get(f"/slides/{cell_study.pk}/agreement/").content.decode()
+    assert f'data-job-url="/api/agreement/jobs/{job.pk}/" data-job-status="queued"' in html
+    assert "Compute the figures" not in html  # one job at a time
+    for enqueue in queued:  # the commit hands the job to django-q2 (sync in tests)
+        enqueue()
+    html = client.get(f"/slides/{cell_study.pk}/agreement/").content.decode()
+    assert "member (A) vs partner (B)" in html and "data-job-url" not in html
+
+
+def test_slide_page_says_when_figures_are_out_of_date(client, reported_cells, owner, partner):
     from apps.annotations import services
     from apps.annotations.models import Annotation, Task
 
-    page(client, owner, f"/slides/{cell_study.pk}/agreement/")
+    cell_study = reported_cells
     task = Task.objects.get(slide=cell_study, stage="cell", annotator=partner)
     services.reopen_task(task=task, user=owner, note="one more cell")
     draw(cell_study, "cell", partner, [{"geometry": cell(1300, 300), "label": "monocyte"}])
     submit(cell_study, "cell", partner)
-    html = client.get(f"/slides/{cell_study.pk}/agreement/").content.decode()
-    assert "these figures were recomputed just now" in html
+    html = page(client, owner, f"/slides/{cell_study.pk}/agreement/").content.decode()
+    assert "they are out of date until recomputed" in html and "Recompute the figures" in html
     assert Annotation.objects.filter(set__annotator=partner, is_deleted=False).count() == 5
+    compute(cell_study, "cell", owner)
+    html = client.get(f"/slides/{cell_study.pk}/agreement/").content.decode()
+    assert "out of date" not in html
 
 
-def test_slide_downloads_hold_every_figure(client, cell_study, owner):
+def test_slide_downloads_hold_every_figure(client, reported_cells, owner):
+    cell_study = reported_cells
     response = page(client, owner, f"/slides/{cell_study.pk}/agreement.csv")
     assert response["Content-Disposition"].endswith(f'agreement-slide-{cell_study.pk}.csv"')
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
@@ -73,7 +97,7 @@ def test_slide_downloads_hold_every_figure(client, cell_study, owner):
 
 
 def test_project_page_draws_per_slide_bars_with_cis_and_the_published_line(
-    client, cell_study, owner, project
+    client, reported_cells, owner, project
 ):
     html = page(client, owner, f"/projects/{project.pk}/agreement/").content.decode()
     assert html.count('<svg class="bars"') == 4  # cell IoU, Dice, detection F1, class kappa

@@ -1,4 +1,4 @@
-"""The annotation API's one scoping-and-blinding base, and its one error mapping.
+"""The annotation API's one scoping-and-blinding base.
 
 ``BlindedViewSet`` extends the project scoping of ``ProjectScopedViewSet`` with the blinding
 rule of :func:`apps.annotations.selectors.visible_sets`: every viewset over annotation data
@@ -11,37 +11,13 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from django.db.models import QuerySet
-from rest_framework import status
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.response import Response
 
 from apps.accounts.api.base import ProjectScopedViewSet
 from apps.annotations import selectors
-from apps.annotations.errors import (
-    AnnotationError,
-    BulkInvalid,
-    LabelInUse,
-    NotAllowed,
-    NothingFound,
-    SamNotInstalled,
-    StaleVersion,
-    TaskStateError,
-    TileTaken,
-)
-
-from .serializers import AnnotationSerializer
 
 
-class AnnotationErrorsMixin:
-    """Answers annotation errors through :func:`error_response`, for any view."""
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, AnnotationError):
-            return error_response(exc)
-        return super().handle_exception(exc)  # type: ignore[misc]
-
-
-class BlindedViewSet(AnnotationErrorsMixin, ProjectScopedViewSet):
+class BlindedViewSet(ProjectScopedViewSet):
     #: Lookup path from the model to AnnotationSet ("" when the model is AnnotationSet).
     set_path: str = "set"
 
@@ -51,30 +27,6 @@ class BlindedViewSet(AnnotationErrorsMixin, ProjectScopedViewSet):
         if not self.set_path:
             return queryset.filter(pk__in=visible)
         return queryset.filter(**{f"{self.set_path}__in": visible})
-
-
-def error_response(exc: AnnotationError) -> Response:
-    """The one mapping from annotation errors to HTTP answers."""
-    body: dict = {"detail": exc.message}
-    code = status.HTTP_400_BAD_REQUEST
-    if isinstance(exc, StaleVersion | TileTaken):
-        body["current"] = AnnotationSerializer(exc.current).data
-        code = status.HTTP_409_CONFLICT
-    elif isinstance(exc, BulkInvalid):
-        body["errors"] = exc.errors
-    elif isinstance(exc, LabelInUse):
-        body |= {"key": exc.key, "count": exc.count}
-        code = status.HTTP_409_CONFLICT
-    elif isinstance(exc, TaskStateError):
-        code = status.HTTP_409_CONFLICT
-    elif isinstance(exc, NotAllowed):
-        code = status.HTTP_403_FORBIDDEN
-    elif isinstance(exc, SamNotInstalled):
-        body |= {"installed": False, "model": None}
-        code = status.HTTP_503_SERVICE_UNAVAILABLE
-    elif isinstance(exc, NothingFound):
-        code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    return Response(body, status=code)
 
 
 class IgnoreFormatParam(DefaultContentNegotiation):

@@ -2,7 +2,7 @@
 
 Scoping and blinding come from ``BlindedViewSet`` (one place); role checks are the permission
 classes of ``apps.accounts.api.permissions``, named per action; errors from services map to
-status codes in ``base.error_response`` (one place).
+status codes in ``bmadcc_web.exception_handler`` (one place).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from apps.slides.selectors import visible_slide_or_404
 from ml.slide import SlideOpenError, SlideReadError
 
 from . import serializers as s
-from .base import AnnotationErrorsMixin, BlindedViewSet, IgnoreFormatParam
+from .base import BlindedViewSet, IgnoreFormatParam
 
 #: The optional ?slide=&stage= filters shared by the set and task lists.
 SLIDE_STAGE_FILTERS = [
@@ -46,7 +46,7 @@ SLIDE_STAGE_FILTERS = [
 # -- label schema ---------------------------------------------------------------------------
 
 
-class LabelClassViewSet(AnnotationErrorsMixin, ProjectScopedViewSet):
+class LabelClassViewSet(ProjectScopedViewSet):
     """A project's cell classes. Members read; project admins add, rename, retire, delete."""
 
     queryset = LabelClass.objects.all()
@@ -344,7 +344,7 @@ class AnnotationViewSet(BlindedViewSet):
 
 
 # -- tasks ----------------------------------------------------------------------------------
-class TaskViewSet(AnnotationErrorsMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
+class TaskViewSet(mixins.RetrieveModelMixin, ProjectScopedViewSet):
     """Assignments of annotators to (slide, stage). Annotators see their own tasks only."""
 
     queryset = Task.objects.select_related("annotator", "slide__project")
@@ -411,7 +411,7 @@ class TaskViewSet(AnnotationErrorsMixin, mixins.RetrieveModelMixin, ProjectScope
 
 
 # -- slide-level tools ----------------------------------------------------------------------
-class ToiGridView(AnnotationErrorsMixin, APIView):
+class ToiGridView(APIView):
     """The caller's TOI grid: tiles under their own ROI (or the whole slide) and their labels."""
 
     @extend_schema(responses=s.ToiGridSerializer)
@@ -420,7 +420,7 @@ class ToiGridView(AnnotationErrorsMixin, APIView):
         return Response(selectors.toi_grid(request.user, slide))
 
 
-class SamProposeView(AnnotationErrorsMixin, APIView):
+class SamProposeView(APIView):
     """Segment Anything assist: a click (level-0 px) -> a proposed polygon (level-0 px)."""
 
     @extend_schema(

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from apps.accounts.api.base import ProjectScopedViewSet, projects_of
 from apps.slides import selectors, services
 from apps.slides.deepzoom import TileReadError
-from apps.slides.errors import SlideError
+from apps.slides.errors import UploadTooLarge
 from apps.slides.models import Slide
 
 from .serializers import SlideSerializer, SlideUploadSerializer, ThumbnailQuerySerializer
@@ -48,28 +48,21 @@ class SlideViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScop
         limit = settings.SLIDE_UPLOAD_MAX_BYTES
         declared = request.META.get("CONTENT_LENGTH") or "0"
         if limit and declared.isdigit() and int(declared) > limit:
-            return Response(
-                {"detail": f"the file is larger than the {limit:,} byte limit"},
-                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
+            raise UploadTooLarge(f"the file is larger than the {limit:,} byte limit")
         form = SlideUploadSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         project = projects_of(request.user).filter(pk=form.validated_data["project"]).first()
         if project is None:
             raise NotFound("No such project.")
         upload = form.validated_data["file"]
-        try:
-            intake = services.take_in_upload(
-                project=project,
-                chunks=upload.chunks(),
-                filename=upload.name,
-                user=request.user,
-                name=form.validated_data.get("name", ""),
-            )
-        except SlideError as exc:
-            return Response(
-                {"detail": exc.message}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-            )
+        # UploadTooLarge (413) answers through the one exception handler.
+        intake = services.take_in_upload(
+            project=project,
+            chunks=upload.chunks(),
+            filename=upload.name,
+            user=request.user,
+            name=form.validated_data.get("name", ""),
+        )
         data = SlideSerializer(intake.slide).data | {"duplicate": not intake.created}
         return Response(
             data, status=status.HTTP_201_CREATED if intake.created else status.HTTP_200_OK

@@ -43,6 +43,11 @@ class Adjudicator {
 
   async load() {
     this.state = await fetchJson(this.panel.dataset.apiUrl);
+    if (!this.state.filled) {
+      // The fill job is still running (jobs.js reloads the page when it ends) or failed.
+      this.$("progress-text").textContent = "waiting for the consensus to be filled";
+      return;
+    }
     this.classNames = Object.fromEntries(this.state.classes.map((c) => [c.key, c.name]));
     const first = this.state.items.findIndex((item) => !item.decision);
     this.renderList();

@@ -1,4 +1,8 @@
-"""The disagreements a reviewer walks through to build a consensus set, in viewer order."""
+"""The disagreements a reviewer walks through to build a consensus set, in viewer order.
+
+Pure lists over matched cells, labelled tiles and ROI unions; the app's adjudication (its rows,
+its consensus writes) is :mod:`apps.agreement.services`.
+"""
 
 from __future__ import annotations
 

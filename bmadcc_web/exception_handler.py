@@ -1,0 +1,71 @@
+"""The API's one answer to domain errors (REST_FRAMEWORK ``EXCEPTION_HANDLER``).
+
+Services raise :class:`apps.core.errors.AppError` subclasses and know nothing about HTTP; this
+module holds the one table from error class to status code (HackSoft Django-Styleguide,
+"Approach 2"). The body is ``{"detail": message, **data}``, the ``detail`` key being the one
+DRF's own errors use, so a client reads every error the same way. Anything else goes to DRF's
+default handler, and an unexpected exception still reaches Django (500, traceback in the log).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from apps.agreement import errors as agreement_errors
+from apps.annotations import errors as annotation_errors
+from apps.annotations.api.serializers import AnnotationSerializer
+from apps.annotations.models import Annotation
+from apps.core.errors import AppError
+from apps.slides import errors as slide_errors
+
+#: Error class -> HTTP status. A class not listed answers as its nearest listed base class.
+STATUS: dict[type[AppError], int] = {
+    AppError: status.HTTP_400_BAD_REQUEST,
+    # annotations
+    annotation_errors.AnnotationError: status.HTTP_400_BAD_REQUEST,
+    annotation_errors.InvalidAnnotation: status.HTTP_400_BAD_REQUEST,
+    annotation_errors.BulkInvalid: status.HTTP_400_BAD_REQUEST,
+    annotation_errors.ImportFailed: status.HTTP_400_BAD_REQUEST,
+    annotation_errors.InvalidLabelClass: status.HTTP_400_BAD_REQUEST,
+    annotation_errors.NotAllowed: status.HTTP_403_FORBIDDEN,
+    annotation_errors.StaleVersion: status.HTTP_409_CONFLICT,
+    annotation_errors.TileTaken: status.HTTP_409_CONFLICT,
+    annotation_errors.LabelInUse: status.HTTP_409_CONFLICT,
+    annotation_errors.TaskStateError: status.HTTP_409_CONFLICT,
+    annotation_errors.NothingFound: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    annotation_errors.SamNotInstalled: status.HTTP_503_SERVICE_UNAVAILABLE,
+    # agreement
+    agreement_errors.AgreementError: status.HTTP_400_BAD_REQUEST,
+    agreement_errors.InvalidRequest: status.HTTP_400_BAD_REQUEST,
+    agreement_errors.NotReviewer: status.HTTP_403_FORBIDDEN,
+    agreement_errors.UnknownDisagreement: status.HTTP_404_NOT_FOUND,
+    agreement_errors.NotReady: status.HTTP_409_CONFLICT,
+    # slides
+    slide_errors.SlideError: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    slide_errors.NotAFile: status.HTTP_400_BAD_REQUEST,
+    slide_errors.UploadTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+}
+
+
+def status_of(exc: AppError) -> int:
+    """The status of ``exc``'s class, or of its nearest base class in :data:`STATUS`."""
+    return next(STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, AppError):
+        body = {"detail": exc.message} | {k: _json(v) for k, v in exc.data.items()}
+        return Response(body, status=status_of(exc))
+    return drf_exception_handler(exc, context)
+
+
+def _json(value: Any) -> Any:
+    """A data value as the body holds it: an annotation (``current`` of a 409) as the API
+    writes annotations everywhere else, anything else unchanged."""
+    if isinstance(value, Annotation):
+        return AnnotationSerializer(value).data
+    return value
