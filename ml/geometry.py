@@ -324,7 +324,7 @@ def polygon_to_json(polygon: Polygon, decimals: int = 1) -> list[list[list[float
     return rings
 
 
-def square_box(box: Sequence[float], offset: float) -> tuple[int, int, int, int]:
+def square_box(box: Sequence[float] | np.ndarray, offset: float) -> tuple[int, int, int, int]:
     """The square crop around an XYXY box plus a margin (the "box offset"), as integer XYXY.
 
     The side is the box's longer side times ``1 + 2 * offset``, centred on the box, so a cell's

@@ -61,6 +61,6 @@ def is_reviewer_or_admin(user: Any, project: Project | int) -> bool:
     return role_of(user, project) in PRIVILEGED_ROLES
 
 
-def reviewer_or_admin_projects(user: Any) -> QuerySet[Membership, dict[str, Any]]:
+def reviewer_or_admin_projects(user: Any) -> QuerySet[Membership, Any]:
     """A subquery of the project ids where ``user`` is a reviewer or admin, for filters."""
     return Membership.objects.filter(user=user, role__in=PRIVILEGED_ROLES).values("project")

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
+from django.contrib.auth.models import User
+from django.db import connection, models
 from django.utils import timezone
 
 from .history import new_state_json, state_of
@@ -51,9 +51,7 @@ _ANNOTATION_COLUMNS = (
 _EVENT_COLUMNS = ("annotation", "user", "at", "action", "before", "after", "version")
 
 
-def insert_new(
-    rows: Sequence[dict[str, Any]], *, aset: AnnotationSet, user: AbstractBaseUser
-) -> list[int]:
+def insert_new(rows: Sequence[dict[str, Any]], *, aset: AnnotationSet, user: User) -> list[int]:
     """Insert new annotations (version 1) and one create event each; returns their ids.
 
     ``rows`` hold validated model fields: geometry, label, tile_col, tile_row, min_x, min_y,
@@ -73,9 +71,7 @@ def insert_new(
     return [a.pk for a in created]
 
 
-def _copy_in(
-    rows: Sequence[dict[str, Any]], aset: AnnotationSet, user: AbstractBaseUser
-) -> list[int]:
+def _copy_in(rows: Sequence[dict[str, Any]], aset: AnnotationSet, user: User) -> list[int]:
     now = timezone.now()
     # Read once: request.user is a lazy proxy, and each .pk through it costs a few microseconds.
     set_id, user_id = aset.pk, user.pk
@@ -114,8 +110,10 @@ def _copy_in(
 class _copy:
     """``COPY table (columns) FROM STDIN`` on Django's connection, as a context manager."""
 
-    def __init__(self, model: type, fields: Sequence[str]) -> None:
-        columns = ", ".join(model._meta.get_field(name).column for name in fields)
+    def __init__(self, model: type[models.Model], fields: Sequence[str]) -> None:
+        # Concrete fields only: each has a column (get_field is typed to return relations too).
+        concrete = {n: f.column for f in model._meta.concrete_fields for n in (f.name, f.attname)}
+        columns = ", ".join(concrete[name] for name in fields)
         self.sql = f"COPY {model._meta.db_table} ({columns}) FROM STDIN"
 
     def __enter__(self):

@@ -23,7 +23,7 @@ from .models import LabelClass, Stage
 __all__ = ["FORMATS", "map_labels", "parse_file", "path_classes", "to_geojson", "to_labelme"]
 
 #: QuPath objectType per stage: drawn regions are annotations, cells are detections.
-_OBJECT_TYPES = {Stage.ROI: qupath.ANNOTATION, Stage.TOI: qupath.ANNOTATION}
+_OBJECT_TYPES: dict[str, str] = {Stage.ROI: qupath.ANNOTATION, Stage.TOI: qupath.ANNOTATION}
 
 
 def parse_file(data: bytes, fmt: str, *, offset: tuple[float, float] = (0.0, 0.0)) -> list[dict]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -156,9 +156,7 @@ def _check_hotkey(project: Project, hotkey: str, *, exclude_pk: int | None) -> N
 
 # -- sets -----------------------------------------------------------------------------------
 @transaction.atomic
-def get_or_create_annotator_set(
-    *, slide: Slide, stage: str, user: AbstractBaseUser
-) -> AnnotationSet:
+def get_or_create_annotator_set(*, slide: Slide, stage: str, user: User) -> AnnotationSet:
     """The caller's own annotator set for (slide, stage), created on first use."""
     aset, _ = AnnotationSet.objects.get_or_create(
         slide=slide, stage=stage, source=SetSource.ANNOTATOR, annotator=user
@@ -166,7 +164,7 @@ def get_or_create_annotator_set(
     return aset
 
 
-def check_can_write(*, aset: AnnotationSet, user: AbstractBaseUser) -> None:
+def check_can_write(*, aset: AnnotationSet, user: User) -> None:
     """Raise :class:`NotAllowed` unless ``user`` may change annotations of ``aset``.
 
     An annotator set belongs to its annotator alone, and freezes once their task for that
@@ -246,7 +244,7 @@ def _clean_attributes(ctx: _Context, item: Any) -> tuple[dict[str, Any], Any]:
     label = _clean_label(ctx, item.get("label", ""))
     col, row = _clean_tile(ctx, item.get("tile_col"), item.get("tile_row"))
     geometry = item.get("geometry")
-    if geometry is None and col is not None:
+    if geometry is None and col is not None and row is not None:
         geometry = tile_geometry(ctx.slide, ctx.tile_size, col, row)
     fields = {
         "label": label,
@@ -308,9 +306,7 @@ def tile_geometry(slide: Slide, tile_size: int, col: int, row: int) -> dict[str,
 
 
 @transaction.atomic
-def create_annotation(
-    *, aset: AnnotationSet, user: AbstractBaseUser, item: dict[str, Any]
-) -> Annotation:
+def create_annotation(*, aset: AnnotationSet, user: User, item: dict[str, Any]) -> Annotation:
     """Create one annotation from ``item`` ({geometry, label, tile_col?, tile_row?})."""
     (pk,) = bulk_create_annotations(aset=aset, user=user, items=[item], single=True)
     return Annotation.objects.select_related("set__slide").get(pk=pk)
@@ -320,7 +316,7 @@ def create_annotation(
 def bulk_create_annotations(
     *,
     aset: AnnotationSet,
-    user: AbstractBaseUser,
+    user: User,
     items: Sequence[Any],
     single: bool = False,
     limit: int = MAX_BULK_ITEMS,
@@ -350,7 +346,7 @@ def bulk_create_annotations(
 def import_file(
     *,
     aset: AnnotationSet,
-    user: AbstractBaseUser,
+    user: User,
     data: bytes,
     fmt: str,
     offset: tuple[float, float] = (0.0, 0.0),
@@ -438,7 +434,7 @@ def _locked(annotation_id: int, sent_version: Any) -> Annotation:
 
 
 def update_annotation(
-    *, annotation_id: int, user: AbstractBaseUser, version: Any, changes: dict[str, Any]
+    *, annotation_id: int, user: User, version: Any, changes: dict[str, Any]
 ) -> Annotation:
     """Apply ``changes`` ({geometry?, label?}) if ``version`` is current; else 409 + history."""
     try:
@@ -449,9 +445,7 @@ def update_annotation(
 
 
 @transaction.atomic
-def _update(
-    *, annotation_id: int, user: AbstractBaseUser, version: Any, changes: dict[str, Any]
-) -> Annotation:
+def _update(*, annotation_id: int, user: User, version: Any, changes: dict[str, Any]) -> Annotation:
     annotation = _locked(annotation_id, version)
     check_can_write(aset=annotation.set, user=user)
     if annotation.is_deleted:
@@ -469,9 +463,7 @@ def _update(
     return _save_change(annotation, user, EventAction.UPDATE, before)
 
 
-def set_deleted(
-    *, annotation_id: int, user: AbstractBaseUser, version: Any, deleted: bool
-) -> Annotation:
+def set_deleted(*, annotation_id: int, user: User, version: Any, deleted: bool) -> Annotation:
     """Soft-delete (or restore) if ``version`` is current; a stale attempt is recorded."""
     try:
         with transaction.atomic():
@@ -490,7 +482,7 @@ def set_deleted(
 
 
 def _save_change(
-    annotation: Annotation, user: AbstractBaseUser, action: str, before: dict[str, Any]
+    annotation: Annotation, user: User, action: str, before: dict[str, Any]
 ) -> Annotation:
     annotation.version += 1
     annotation.save()
@@ -507,7 +499,7 @@ def _save_change(
 
 @transaction.atomic
 def record_conflict(
-    *, annotation: Annotation, user: AbstractBaseUser, version: Any, attempted: dict[str, Any]
+    *, annotation: Annotation, user: User, version: Any, attempted: dict[str, Any]
 ) -> AnnotationEvent:
     """Keep a refused stale attempt in history: what was stored, and what the client sent."""
     sent = version if isinstance(version, int) and not isinstance(version, bool) else 0
@@ -523,9 +515,7 @@ def record_conflict(
 
 # -- tasks ----------------------------------------------------------------------------------
 @transaction.atomic
-def assign_task(
-    *, slide: Slide, stage: str, annotator: AbstractBaseUser, assigned_by: AbstractBaseUser
-) -> Task:
+def assign_task(*, slide: Slide, stage: str, annotator: User, assigned_by: User) -> Task:
     """Assign ``annotator`` (a project member) to (slide, stage); idempotent."""
     if not roles.is_member(annotator, slide.project_id):
         raise TaskStateError(f"{annotator} is not a member of this slide's project")
@@ -539,7 +529,7 @@ def assign_task(
 
 
 @transaction.atomic
-def start_task(*, task: Task, user: AbstractBaseUser) -> Task:
+def start_task(*, task: Task, user: User) -> Task:
     _check_own_task(task, user)
     if task.state == TaskState.SUBMITTED:
         raise TaskStateError("the task is submitted; a project admin can reopen it")
@@ -549,7 +539,7 @@ def start_task(*, task: Task, user: AbstractBaseUser) -> Task:
 
 
 @transaction.atomic
-def submit_task(*, task: Task, user: AbstractBaseUser) -> Task:
+def submit_task(*, task: Task, user: User) -> Task:
     _check_own_task(task, user)
     if task.state == TaskState.SUBMITTED:
         raise TaskStateError("the task is already submitted")
@@ -557,7 +547,7 @@ def submit_task(*, task: Task, user: AbstractBaseUser) -> Task:
 
 
 @transaction.atomic
-def reopen_task(*, task: Task, user: AbstractBaseUser, note: str) -> Task:
+def reopen_task(*, task: Task, user: User, note: str) -> Task:
     """Admin action: a submitted task goes back to in progress, which re-blinds its stage."""
     if not roles.is_admin(user, task.slide.project_id):
         raise NotAllowed("only a project admin may reopen a task")
@@ -566,12 +556,12 @@ def reopen_task(*, task: Task, user: AbstractBaseUser, note: str) -> Task:
     return _move(task, user, TaskState.IN_PROGRESS, "reopen", note=note)
 
 
-def _check_own_task(task: Task, user: AbstractBaseUser) -> None:
+def _check_own_task(task: Task, user: User) -> None:
     if task.annotator_id != user.pk:
         raise NotAllowed("only the assigned annotator may start or submit this task")
 
 
-def _move(task: Task, user: AbstractBaseUser, state: str, action: str, note: str = "") -> Task:
+def _move(task: Task, user: User, state: str, action: str, note: str = "") -> Task:
     now = timezone.now()
     task.state = state
     if action == "start":
@@ -583,7 +573,7 @@ def _move(task: Task, user: AbstractBaseUser, state: str, action: str, note: str
     return task
 
 
-def _start_task_on_first_edit(*, aset: AnnotationSet, user: AbstractBaseUser) -> None:
+def _start_task_on_first_edit(*, aset: AnnotationSet, user: User) -> None:
     """The first annotation saved moves the annotator's assigned task to in progress."""
     tasks = Task.objects.filter(
         Q(slide_id=aset.slide_id, stage=aset.stage, annotator=user, state=TaskState.ASSIGNED)

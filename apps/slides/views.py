@@ -35,7 +35,10 @@ def slide_upload(request: HttpRequest) -> HttpResponse:
         return redirect("slides:list")
     try:
         intake = services.take_in_upload(
-            project=project, chunks=upload.chunks(), filename=upload.name, user=request.user
+            project=project,
+            chunks=upload.chunks(),
+            filename=upload.name or "upload",
+            user=request.user,
         )
     except SlideError as exc:
         messages.error(request, exc.message)

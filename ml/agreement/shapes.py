@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import numpy as np
 import shapely
@@ -27,7 +27,7 @@ def to_geometries(polygons: Iterable[PolygonLike]) -> np.ndarray:
     out = np.empty(len(items), dtype=object)
     plain = [i for i, p in enumerate(items) if _is_geojson_polygon(p)]
     if plain:
-        out[plain] = polygons_from_geojson([items[i]["coordinates"] for i in plain])
+        out[plain] = polygons_from_geojson([cast(Mapping, items[i])["coordinates"] for i in plain])
     for i, item in enumerate(items):
         if out[i] is None:
             out[i] = _one_geometry(item)

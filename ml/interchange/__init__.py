@@ -51,7 +51,7 @@ def parse_file(
 def _shifted(geometry: dict[str, Any], dx: float, dy: float) -> dict[str, Any]:
     if not dx and not dy:
         return geometry
-    rings = geometry.get("coordinates")
+    rings = geometry.get("coordinates") or []
     try:
         shifted = [[[p[0] + dx, p[1] + dy] for p in ring] for ring in rings]
     except (TypeError, IndexError, KeyError) as exc:

@@ -152,8 +152,12 @@ def tcnet_loss(
     head's resolution, so no extra annotation is needed.
     """
     ce = F.cross_entropy(output.logits, labels)
-    tex_target = F.adaptive_avg_pool2d(lbp_map(images), tuple(output.texture.shape[-2:]))
-    edge_target = F.adaptive_avg_pool2d(edge_map(images), tuple(output.contour.shape[-2:]))
+    tex_target = F.adaptive_avg_pool2d(
+        lbp_map(images), (int(output.texture.shape[-2]), int(output.texture.shape[-1]))
+    )
+    edge_target = F.adaptive_avg_pool2d(
+        edge_map(images), (int(output.contour.shape[-2]), int(output.contour.shape[-1]))
+    )
     aux = F.l1_loss(output.texture, tex_target) + F.l1_loss(output.contour, edge_target)
     return ce + aux_weight * aux
 

@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from apps.accounts import services
 from apps.accounts.api.base import ProjectScopedViewSet
 from apps.accounts.api.serializers import ProjectSerializer
+from apps.accounts.auth import acting_user
 from apps.accounts.models import Project
 
 
@@ -21,7 +22,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectSc
         project = services.create_project(
             name=serializer.validated_data["name"],
             description=serializer.validated_data.get("description", ""),
-            created_by=request.user,
+            created_by=acting_user(request),
         )
         return Response(
             ProjectSerializer(project, context={"request": request}).data,

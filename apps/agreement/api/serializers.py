@@ -23,6 +23,6 @@ class DecisionSerializer(serializers.Serializer):
 
     key = serializers.CharField(max_length=80)
     choice = serializers.ChoiceField(choices=Choice.choices)
-    label = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    label = serializers.CharField(required=False, allow_blank=True, max_length=64)  # type: ignore[assignment]  # a field named "label" (the stubs see Field.label)
     geometry = serializers.JSONField(required=False)
     combine = serializers.ChoiceField(choices=["union", "intersection"], required=False)

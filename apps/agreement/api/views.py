@@ -173,5 +173,5 @@ class AgreementJobViewSet(mixins.RetrieveModelMixin, ProjectScopedViewSet):
     project_path = "slide__project"
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
-    def retrieve(self, request: Request, pk: str) -> Response:  # type: ignore[override]
+    def retrieve(self, request: Request, pk: str) -> Response:
         return Response(job_json(self.get_object()))

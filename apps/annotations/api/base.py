@@ -32,4 +32,5 @@ class BlindedViewSet(ProjectScopedViewSet):
 class IgnoreFormatParam(DefaultContentNegotiation):
     """Content negotiation that leaves ``?format=`` to the view (export picks a file format)."""
 
-    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
+    # Only URL_FORMAT_OVERRIDE is read here; the stubs type the whole api_settings object.
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)  # type: ignore[assignment]

@@ -103,7 +103,7 @@ class AnnotationCompactSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     set = serializers.IntegerField()
     geometry = GeometryField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named "label" (the stubs see Field.label)
     tile_col = serializers.IntegerField(allow_null=True)
     tile_row = serializers.IntegerField(allow_null=True)
     version = serializers.IntegerField()
@@ -114,7 +114,7 @@ class AnnotationListQuerySerializer(serializers.Serializer):
     slide = serializers.IntegerField()
     stage = serializers.ChoiceField(choices=Stage.choices, required=False)
     set = serializers.IntegerField(required=False)
-    label = serializers.CharField(required=False, allow_blank=True)
+    label = serializers.CharField(required=False, allow_blank=True)  # type: ignore[assignment]  # a field named "label" (the stubs see Field.label)
     bbox = serializers.CharField(required=False, help_text="x0,y0,x1,y1 in level-0 px")
 
     def validate_bbox(self, value: str) -> tuple[float, float, float, float]:
@@ -127,7 +127,7 @@ class AnnotationListQuerySerializer(serializers.Serializer):
 
 class AnnotationItemSerializer(serializers.Serializer):
     geometry = GeometryField(required=False, help_text="omit for a TOI tile: the grid tile is used")
-    label = serializers.CharField(required=False, allow_blank=True, default="")
+    label = serializers.CharField(required=False, allow_blank=True, default="")  # type: ignore[assignment]  # a field named "label" (the stubs see Field.label)
     tile_col = serializers.IntegerField(required=False, allow_null=True)
     tile_row = serializers.IntegerField(required=False, allow_null=True)
     probabilities = serializers.JSONField(required=False, allow_null=True)
@@ -140,7 +140,7 @@ class AnnotationCreateSerializer(AnnotationItemSerializer):
 class AnnotationUpdateSerializer(serializers.Serializer):
     version = serializers.IntegerField(help_text="the version the edit is based on")
     geometry = GeometryField(required=False)
-    label = serializers.CharField(required=False, allow_blank=True)
+    label = serializers.CharField(required=False, allow_blank=True)  # type: ignore[assignment]  # a field named "label" (the stubs see Field.label)
 
 
 class VersionSerializer(serializers.Serializer):
@@ -149,12 +149,13 @@ class VersionSerializer(serializers.Serializer):
 
 class BulkCreateSerializer(serializers.Serializer):
     set = serializers.IntegerField()
-    items = AnnotationItemSerializer(many=True, max_length=MAX_BULK_ITEMS)
+    # many=True makes a ListSerializer, which takes max_length (the stubs type the child).
+    items = AnnotationItemSerializer(many=True, max_length=MAX_BULK_ITEMS)  # type: ignore[call-arg]
 
 
 class BulkErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
-    errors = serializers.ListField(child=serializers.DictField())
+    errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]  # a field named "errors"
 
 
 class ConflictSerializer(serializers.Serializer):
@@ -243,7 +244,7 @@ class ToiTileSerializer(serializers.Serializer):
     w = serializers.IntegerField()
     h = serializers.IntegerField()
     size = serializers.IntegerField()
-    label = serializers.CharField(allow_null=True)
+    label = serializers.CharField(allow_null=True)  # type: ignore[assignment]  # a field named "label" (the stubs see Field.label)
     annotation_id = serializers.IntegerField(allow_null=True)
     version = serializers.IntegerField(allow_null=True)
 

@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.api.base import ProjectScopedViewSet, projects_of
 from apps.accounts.api.permissions import IsProjectAdmin
+from apps.accounts.auth import acting_user
 from apps.accounts.models import Project
 from apps.accounts.roles import reviewer_or_admin_projects
 from apps.annotations import selectors, services
@@ -138,7 +139,9 @@ class AnnotationSetViewSet(mixins.RetrieveModelMixin, BlindedViewSet):
         slide = visible_slide_or_404(request.user, form.validated_data["slide"])
         stage = form.validated_data["stage"]
         existed = selectors.own_set(request.user, slide_id=slide.pk, stage=stage) is not None
-        aset = services.get_or_create_annotator_set(slide=slide, stage=stage, user=request.user)
+        aset = services.get_or_create_annotator_set(
+            slide=slide, stage=stage, user=acting_user(request)
+        )
         body = s.AnnotationSetSerializer(self.get_queryset().get(pk=aset.pk)).data
         return Response(body, status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED)
 
@@ -162,7 +165,7 @@ class AnnotationSetViewSet(mixins.RetrieveModelMixin, BlindedViewSet):
         data = form.validated_data
         created = services.import_file(
             aset=aset,
-            user=request.user,
+            user=acting_user(request),
             data=data["file"].read(),
             fmt=data["format"],
             offset=(data["offset_x"], data["offset_y"]),
@@ -246,7 +249,7 @@ class AnnotationViewSet(BlindedViewSet):
         form.is_valid(raise_exception=True)
         item = dict(form.validated_data)
         aset = _visible_set(request, item.pop("set"))
-        annotation = services.create_annotation(aset=aset, user=request.user, item=item)
+        annotation = services.create_annotation(aset=aset, user=acting_user(request), item=item)
         return Response(s.AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -260,7 +263,7 @@ class AnnotationViewSet(BlindedViewSet):
         changes = dict(form.validated_data)
         version = changes.pop("version")
         annotation = services.update_annotation(
-            annotation_id=annotation.pk, user=request.user, version=version, changes=changes
+            annotation_id=annotation.pk, user=acting_user(request), version=version, changes=changes
         )
         return Response(s.AnnotationSerializer(annotation).data)
 
@@ -286,7 +289,7 @@ class AnnotationViewSet(BlindedViewSet):
         form.is_valid(raise_exception=True)
         annotation = services.set_deleted(
             annotation_id=annotation.pk,
-            user=request.user,
+            user=acting_user(request),
             version=form.validated_data["version"],
             deleted=deleted,
         )
@@ -310,7 +313,7 @@ class AnnotationViewSet(BlindedViewSet):
             raise ValidationError({"set": "an annotation set id is required"})
         aset = _visible_set(request, set_id)
         created = services.bulk_create_annotations(
-            aset=aset, user=request.user, items=data["items"]
+            aset=aset, user=acting_user(request), items=data["items"]
         )
         return Response(
             {"set": aset.pk, "created": len(created), "ids": created},
@@ -383,20 +386,20 @@ class TaskViewSet(mixins.RetrieveModelMixin, ProjectScopedViewSet):
             slide=slide,
             stage=form.validated_data["stage"],
             annotator=annotator.user,
-            assigned_by=request.user,
+            assigned_by=acting_user(request),
         )
         return Response(_task_json(task), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=s.TaskSerializer)
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk: str) -> Response:
-        task = services.start_task(task=self.get_object(), user=request.user)
+        task = services.start_task(task=self.get_object(), user=acting_user(request))
         return Response(_task_json(task))
 
     @extend_schema(request=None, responses=s.TaskSerializer)
     @action(detail=True, methods=["post"])
     def submit(self, request: Request, pk: str) -> Response:
-        task = services.submit_task(task=self.get_object(), user=request.user)
+        task = services.submit_task(task=self.get_object(), user=acting_user(request))
         return Response(_task_json(task))
 
     @extend_schema(request=s.ReopenSerializer, responses=s.TaskSerializer)
@@ -405,7 +408,7 @@ class TaskViewSet(mixins.RetrieveModelMixin, ProjectScopedViewSet):
         form = s.ReopenSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         task = services.reopen_task(
-            task=self.get_object(), user=request.user, note=form.validated_data["note"]
+            task=self.get_object(), user=acting_user(request), note=form.validated_data["note"]
         )
         return Response(_task_json(task))
 
