@@ -71,6 +71,31 @@ class Cell:
             "review": self.review,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Cell:
+        """The cell :meth:`to_dict` wrote (coordinates to 0.1 px, scores to 1e-4).
+
+        The ring is open again (``to_dict`` closes it), so ``from_dict(c.to_dict())`` has the
+        polygon's original vertex count.
+        """
+        ring = np.asarray(data["polygon"], dtype=np.float64).reshape(-1, 2)
+        if len(ring) > 1 and np.array_equal(ring[0], ring[-1]):
+            ring = ring[:-1]
+        probabilities = data.get("probabilities")
+        return cls(
+            polygon=ring,
+            box=np.asarray(data["box"], dtype=np.float64),
+            centroid=np.asarray(data["centroid"], dtype=np.float64),
+            area=float(data["area_px"]),
+            score=float(data["segmentation_score"]),
+            tile=(int(data["tile"][0]), int(data["tile"][1])),
+            label=data.get("class", UNCLASSIFIED),
+            probabilities=None
+            if probabilities is None
+            else np.asarray(probabilities, dtype=np.float32),
+            review=bool(data.get("review", False)),
+        )
+
 
 @dataclass
 class MaskCrop:
