@@ -163,7 +163,8 @@ else:
     }
 
 Q_CLUSTER = {
-    "name": "bmadcc",
+    # Its own name gives a set of workers its own Redis queue (tests, or a second deployment).
+    "name": envstr("Q_NAME", "bmadcc"),
     "workers": envint("Q_WORKERS", 2),
     "timeout": envint("Q_TIMEOUT", 3600),
     "retry": envint("Q_TIMEOUT", 3600) + 60,

@@ -107,3 +107,20 @@ def visible_slide(user, slide_id: int):
     from apps.slides.models import Slide
 
     return Slide.objects.visible_to(user).select_related("project").filter(pk=slide_id).first()
+
+
+def review_cell_ids(user, run: AnalysisRun) -> list[int]:
+    """Ids of the run's cells whose top class probability is under the review threshold.
+
+    Empty when the user may not see the run's cell set (blinding) or no classifier ran.
+    """
+    from apps.annotations.models import Annotation
+
+    if run.cell_set_id is None:
+        return []
+    cells = Annotation.objects.filter(
+        set__in=visible_sets(user).filter(pk=run.cell_set_id).values("pk"),
+        is_deleted=False,
+        probabilities__review=True,
+    )
+    return list(cells.order_by("id").values_list("pk", flat=True))

@@ -101,6 +101,7 @@ def start_run(
         chunk_size=settings.ANALYSIS_CHUNK_SIZE,
         slide_sha256=slide.sha256,
         software_version=software_version(),
+        lease_expires=timezone.now() + _lease(),  # queued again by the sweep if not taken by then
     )
     _enqueue("run_front", run.pk)
     return run
@@ -121,6 +122,19 @@ def _config(slide: Slide, overrides: Any) -> PipelineConfig:
             field="tile_size",
         )
     return config
+
+
+@transaction.atomic
+def ensure_run(*, slide: Slide, user: AbstractBaseUser) -> AnalysisRun | None:
+    """The slide's latest queued, running or done run, or a new one (the demo's; idempotent).
+
+    ``None`` when the slide is not ready (there is nothing to analyse yet).
+    """
+    if slide.status != SlideStatus.READY:
+        return None
+    live = [RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.DONE]
+    existing = AnalysisRun.objects.filter(slide=slide, status__in=live).order_by("-pk").first()
+    return existing or start_run(slide=slide, user=user)
 
 
 def retry_run(*, run: AnalysisRun, user: AbstractBaseUser) -> AnalysisRun:
@@ -256,8 +270,16 @@ def _store_front(run: AnalysisRun, front: FrontResult) -> list[int]:
         lease_expires=None,
     )
     size = max(1, run.chunk_size)
+    # A queued chunk's lease is the time by which a worker should have taken it: a worker that
+    # died with tasks fetched ahead from the broker loses them, and the sweep queues them again.
+    deadline = timezone.now() + _lease()
     chunks = AnalysisChunk.objects.bulk_create(
-        AnalysisChunk(run=run, index=i, tiles=[_tile_dict(t) for t in front.tois[s : s + size]])
+        AnalysisChunk(
+            run=run,
+            index=i,
+            tiles=[_tile_dict(t) for t in front.tois[s : s + size]],
+            lease_expires=deadline,
+        )
         for i, s in enumerate(range(0, len(front.tois), size))
     )
     return [c.pk for c in chunks]
@@ -420,7 +442,7 @@ def _chunk_failed(chunk: AnalysisChunk, reason: str, *, permanent: bool = True) 
         _fail(chunk.run_id, f"chunk {chunk.index} (tiles {tiles}) failed{tries}: {reason}")
         return
     AnalysisChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.RUNNING).update(
-        status=ChunkStatus.QUEUED, error=reason, lease_expires=None
+        status=ChunkStatus.QUEUED, error=reason, lease_expires=timezone.now() + _lease()
     )
     _enqueue("run_chunk", chunk.pk)
 
@@ -582,21 +604,31 @@ def _cell_items(result: AnalysisResult) -> list[dict[str, Any]]:
 
 
 def sweep() -> int:
-    """Queue again every step whose worker's lease passed; returns how many were queued.
+    """Queue again every step whose lease passed; returns how many were queued.
 
-    Runs every minute (a django-q2 schedule). The claims repeat the lease check, so a step
-    queued twice still runs once.
+    A running step's lease passes when its worker stopped reporting (it died); a queued step's
+    when no worker took it in time (the broker lost it, or a killed worker had fetched it
+    ahead). Each is queued again at most once per lease. Runs every minute (a django-q2
+    schedule); the claims repeat the checks, so a step queued twice still runs once.
     """
     now = timezone.now()
+    renewed = {"lease_expires": now + _lease()}
     queued = 0
-    for chunk_id in AnalysisChunk.objects.filter(
-        status=ChunkStatus.RUNNING, lease_expires__lt=now, run__status=RunStatus.RUNNING
-    ).values_list("pk", flat=True):
+    stale_chunks = AnalysisChunk.objects.filter(
+        status__in=[ChunkStatus.QUEUED, ChunkStatus.RUNNING],
+        lease_expires__lt=now,
+        run__status=RunStatus.RUNNING,
+    )
+    for chunk_id in stale_chunks.values_list("pk", flat=True):
+        # A queued chunk's deadline moves on; a running one keeps its expired lease to be claimed.
+        AnalysisChunk.objects.filter(pk=chunk_id, status=ChunkStatus.QUEUED).update(**renewed)
         _enqueue("run_chunk", chunk_id)
         queued += 1
-    stale_front = Q(status=RunStatus.RUNNING, front__isnull=True, lease_expires__lt=now)
-    lost_front = Q(status=RunStatus.QUEUED, created_at__lt=now - _lease())
-    for run_id in AnalysisRun.objects.filter(stale_front | lost_front).values_list("pk", flat=True):
+    stale_front = Q(status=RunStatus.RUNNING, front__isnull=True) | Q(status=RunStatus.QUEUED)
+    for run_id in AnalysisRun.objects.filter(stale_front, lease_expires__lt=now).values_list(
+        "pk", flat=True
+    ):
+        AnalysisRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(**renewed)
         _enqueue("run_front", run_id)
         queued += 1
     stale_assembly = Q(assemble_started_at__isnull=False, lease_expires__lt=now)

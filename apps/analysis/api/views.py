@@ -78,6 +78,12 @@ class AnalysisRunViewSet(ProjectScopedViewSet):
         run = self.get_queryset().get(pk=run.pk)
         return Response(_body(request, run), status=status.HTTP_201_CREATED)
 
+    @extend_schema(responses={200: {"type": "object", "properties": {"ids": {"type": "array"}}}})
+    @action(detail=True, methods=["get"])
+    def review(self, request: Request, pk: str) -> Response:
+        """Ids of the run's cells that need review (top class probability under 0.60)."""
+        return Response({"ids": selectors.review_cell_ids(request.user, self.get_object())})
+
 
 def _body(request: Request, run: AnalysisRun) -> dict:
     state = selectors.state_for(request.user, run)
