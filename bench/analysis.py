@@ -25,6 +25,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -50,6 +51,7 @@ def environment(chunk: int) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("BMADCC_VAR_DIR", str(STATE))
     env.setdefault("BMADCC_ALLOW_DEV_SECRET", "true")
+    env.setdefault("MODEL_DIR", str(REPO / "var" / "models"))
     env.update(
         Q_SYNC="false",
         Q_WORKERS="1",
@@ -94,8 +96,8 @@ def rss_mb(sessions: list[int]) -> float:
     return peak
 
 
-async def watch(run_id: int, user, sessions: list[int]) -> tuple[list[tuple[float, dict]], float]:
-    """Every state the websocket sends, with its arrival time; and the peak worker RSS."""
+async def watch(run_id: int, user) -> list[tuple[float, dict]]:
+    """Every state the websocket sends, with its arrival time (wall clock)."""
     from channels.routing import URLRouter
     from channels.testing import WebsocketCommunicator
 
@@ -106,16 +108,24 @@ async def watch(run_id: int, user, sessions: list[int]) -> tuple[list[tuple[floa
     connected, _ = await comm.connect()
     assert connected
     events: list[tuple[float, dict]] = []
-    peak = 0.0
     while not events or events[-1][1]["status"] not in ("done", "failed", "cancelled"):
-        try:
-            state = await comm.receive_json_from(timeout=0.2)
-            events.append((time.time(), state))
-        except TimeoutError:
-            pass
-        peak = max(peak, rss_mb(sessions))
+        # No short timeout: the test communicator kills the consumer when a receive times out.
+        state = await comm.receive_json_from(timeout=3600)
+        events.append((time.time(), state))
     await comm.disconnect()
-    return events, peak
+    return events
+
+
+class RssSampler(threading.Thread):
+    """Samples the workers' largest RSS every 0.2 s until stopped."""
+
+    def __init__(self, sessions: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.sessions, self.peak, self.stop = sessions, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            self.peak = max(self.peak, rss_mb(self.sessions))
 
 
 def latencies(run, events: list[tuple[float, dict]]) -> list[float]:
@@ -144,10 +154,15 @@ def app_run(slide, user, sessions: list[int]) -> tuple[float, list[float], float
     from apps.analysis import services
     from apps.analysis.models import AnalysisRun
 
+    sampler = RssSampler(sessions)
+    sampler.start()
     started = time.perf_counter()
     run = services.start_run(slide=slide, user=user)
-    events, peak = async_to_sync(watch)(run.pk, user, sessions)
+    events = async_to_sync(watch)(run.pk, user)
     wall = time.perf_counter() - started
+    sampler.stop.set()
+    sampler.join()
+    peak = sampler.peak
     run = AnalysisRun.objects.get(pk=run.pk)
     if run.status != "done":
         raise RuntimeError(f"run {run.pk} {run.status}: {run.error}")
@@ -175,17 +190,25 @@ def main() -> None:
 
     from apps.accounts.models import Role
     from apps.accounts.services import add_member, create_project
+    from apps.analysis import services
+    from apps.analysis.models import FINISHED, AnalysisRun
     from apps.slides import services as slide_services
     from ml.pipeline import PipelineConfig, analyse
 
     config = PipelineConfig()
     t = time.perf_counter()
     direct = analyse(
-        path, models_dir=settings.MODEL_DIR, device=env["ANALYSIS_DEVICE"], config=config
+        path,
+        models_dir=settings.MODEL_DIR if settings.MODEL_DIR.is_dir() else None,
+        device=env["ANALYSIS_DEVICE"],
+        config=config,
     )
     library_s = time.perf_counter() - t
 
     user, _ = get_user_model().objects.get_or_create(username="analysis-bench")
+    # Runs an interrupted bench left behind would be swept back into the queue: stop them.
+    for stale in AnalysisRun.objects.exclude(status__in=FINISHED):
+        services.cancel_run(run=stale, user=user)
     project = create_project(name=f"analysis bench {time.time():.0f}", created_by=user)
     add_member(project=project, user=user, role=Role.ADMIN)
     slide = slide_services.register_path(project=project, path=path, user=user).slide

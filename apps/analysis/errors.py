@@ -26,8 +26,8 @@ class InvalidConfig(AnalysisError):
     """An unknown config key or a bad value; ``data["field"]`` names it (400)."""
 
 
-class RunFinished(AnalysisError):
-    """A finished run is immutable (409)."""
+class RunStateConflict(AnalysisError):
+    """The run's status forbids the action: cancel a finished run, retry a live one (409)."""
 
 
 class RunFailure(AnalysisError):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import time
 import tomllib
-from collections.abc import Iterable
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -60,13 +59,20 @@ from ml.slide import SlideOpenError, SlideReadError, open_slide
 from ml.stages.cells import Cell
 
 from . import runtime, selectors
-from .errors import InvalidConfig, RunFailure, RunFinished, SlideNotReady
+from .errors import InvalidConfig, RunFailure, RunStateConflict, SlideNotReady
 from .models import TRANSITIONS, AnalysisChunk, AnalysisRun, ChunkStatus, RunStatus
 
 log = logging.getLogger(__name__)
 
 #: Errors that repeat on every attempt: the run fails at once, with their message.
 PERMANENT_ERRORS = (ModelCardError, SlideOpenError, SlideReadError, ConfigError, RunFailure)
+#: The model-card task of each pipeline stage (ml.pipeline.Stages.sources keys).
+CARD_TASKS = {
+    "roi": "roi",
+    "toi": "toi",
+    "cells": "cell_segmentation",
+    "classification": "cell_classification",
+}
 #: Progress is written (and pushed) at most this often per step, and at every stage's end.
 PROGRESS_INTERVAL_S = 0.25
 
@@ -140,7 +146,9 @@ def ensure_run(*, slide: Slide, user: AbstractBaseUser) -> AnalysisRun | None:
 def retry_run(*, run: AnalysisRun, user: AbstractBaseUser) -> AnalysisRun:
     """A new run with the same slide and overrides (a finished run is never edited)."""
     if not run.finished:
-        raise RunFinished(f"run {run.pk} is still {run.status}; cancel it first", status=run.status)
+        raise RunStateConflict(
+            f"run {run.pk} is still {run.status}; cancel it first", status=run.status
+        )
     return start_run(slide=run.slide, user=user, overrides=run.overrides, retry_of=run)
 
 
@@ -156,7 +164,7 @@ def cancel_run(*, run: AnalysisRun, user: AbstractBaseUser) -> AnalysisRun:
     )
     run.refresh_from_db()
     if not moved:
-        raise RunFinished(f"run {run.pk} is already {run.status}", status=run.status)
+        raise RunStateConflict(f"run {run.pk} is already {run.status}", status=run.status)
     AnalysisChunk.objects.filter(run=run, status=ChunkStatus.QUEUED).update(
         status=ChunkStatus.SKIPPED
     )
@@ -317,10 +325,8 @@ class _RunProgress:
 def models_used(stages: Stages) -> dict[str, dict[str, Any]]:
     """Per stage: the card's name, architecture and weights sha256, or ``baseline`` and its id."""
     out: dict[str, dict[str, Any]] = {}
-    tasks = {"roi": "roi", "toi": "toi", "cells": "cell_segmentation"}
-    tasks["classification"] = "cell_classification"
     for stage, source in stages.sources().items():
-        card = stages.cards.get(tasks[stage])
+        card = stages.cards.get(CARD_TASKS[stage])
         if source.kind == "model" and card is not None:
             out[stage] = {
                 "kind": "model",
@@ -534,7 +540,7 @@ def _write_result(run: AnalysisRun, result: AnalysisResult, started: float) -> N
         finished_at=now,
     )
     if not moved:
-        raise RunFinished(f"run {run.pk} stopped while its result was written")
+        raise RunStateConflict(f"run {run.pk} stopped while its result was written")
 
 
 def _storable(coordinates: list[list[list[list[float]]]]) -> list[dict[str, Any]]:
@@ -665,8 +671,3 @@ def publish(run_id: int) -> None:
     async_to_sync(get_channel_layer().group_send)(
         selectors.group_name(run_id), {"type": "run.state", "state": state}
     )
-
-
-def chunk_workers(run: AnalysisRun) -> Iterable[str]:
-    """Every worker id that claimed a chunk of ``run`` (for the operator and the tests)."""
-    return sorted({w for ws in run.chunks.values_list("workers", flat=True) for w in ws})

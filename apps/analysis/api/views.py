@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from apps.accounts.api.base import ProjectScopedViewSet
 from apps.analysis import selectors, services
-from apps.analysis.errors import AnalysisError, InvalidConfig, RunFinished, SlideNotReady
+from apps.analysis.errors import AnalysisError, InvalidConfig, RunStateConflict, SlideNotReady
 from apps.analysis.models import AnalysisRun
 
 from .serializers import RunSerializer, StartRunSerializer
@@ -103,7 +103,7 @@ def _body(request: Request, run: AnalysisRun) -> dict:
 def error_response(exc: AnalysisError) -> Response:
     """The one mapping from analysis errors to HTTP answers."""
     code = status.HTTP_400_BAD_REQUEST
-    if isinstance(exc, SlideNotReady | RunFinished):
+    if isinstance(exc, SlideNotReady | RunStateConflict):
         code = status.HTTP_409_CONFLICT
     elif isinstance(exc, InvalidConfig):
         code = status.HTTP_400_BAD_REQUEST
