@@ -185,3 +185,15 @@ def test_a_finished_run_is_immutable_in_the_database(slide, member, as_user, run
     with pytest.raises(DatabaseError, match="immutable"), transaction.atomic():
         AnalysisRun.objects.filter(pk=body["id"]).update(error="edited")
     assert AnalysisRun.objects.get(pk=body["id"]).error == ""
+
+
+def test_a_broken_model_card_fails_the_run_at_once_naming_the_card_and_field(
+    slide, member, as_user, run_jobs, settings, tmp_path
+) -> None:
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.MODEL_DIR.mkdir()
+    (settings.MODEL_DIR / "roi.json").write_text('{"task": "roi"}')
+    _, body = run_jobs(as_user(member), {"slide": slide.pk})
+    run = as_user(member).get(f"/api/analyses/{body['id']}/").json()
+    assert run["status"] == "failed"
+    assert "roi.json" in run["error"] and "field" in run["error"], run["error"]
