@@ -18,7 +18,7 @@ from django.utils import timezone
 from apps.accounts.api.base import projects_of
 from apps.annotations.selectors import is_privileged, visible_sets
 
-from .models import AnalysisChunk, AnalysisRun, ChunkStatus, RunStatus
+from .models import PROGRESS_STAGES, AnalysisChunk, AnalysisRun, ChunkStatus, RunStatus
 
 
 def visible_runs(user) -> QuerySet[AnalysisRun]:
@@ -51,7 +51,8 @@ def run_state(run: AnalysisRun) -> dict[str, Any]:
             "status", "tiles", "tiles_done", "cells_found", "started_at"
         )
     )
-    stages = {k: dict(v) for k, v in run.progress.items()}
+    # In pipeline order: PostgreSQL's jsonb does not keep the keys' order.
+    stages = {k: dict(run.progress[k]) for k in PROGRESS_STAGES if k in run.progress}
     total = stages.get("cells", {}).get("total", 0)
     done = sum(n for _, _, n, _, _ in chunks)
     classified = sum(len(tiles) for status, tiles, _, _, _ in chunks if status == ChunkStatus.DONE)
