@@ -1,5 +1,6 @@
 // The slide list: while any slide is still being ingested, poll its status and refresh the
 // page when one finishes, so a user sees "ready" or the failure reason without reloading.
+import { bindAnalyseButtons } from "./analysis/list_buttons.js";
 
 const POLL_MS = 3000;
 
@@ -21,3 +22,4 @@ async function poll() {
 }
 
 setTimeout(poll, POLL_MS);
+bindAnalyseButtons();

@@ -1,4 +1,5 @@
 // The slide viewer page: OpenSeadragon over the app's Deep Zoom endpoints.
+import { AnalysisPanel } from "./analysis/panel.js";
 import { createViewer } from "./osd_viewer.js";
 
 function start(el) {
@@ -16,4 +17,6 @@ function start(el) {
 }
 
 const el = document.getElementById("viewer");
-if (el) start(el);
+const viewer = el ? start(el) : null;
+const panel = document.getElementById("analysis");
+if (viewer && panel) new AnalysisPanel(panel, viewer).load();

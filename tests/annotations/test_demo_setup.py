@@ -34,6 +34,11 @@ def test_setup_demo_assigns_both_annotators_every_stage_idempotently(
         tasks = Task.objects.filter(annotator=user, slide__name="demo marrow smear")
         assert sorted(tasks.values_list("stage", flat=True)) == ["cell", "roi", "toi"]
     assert LabelClass.objects.filter(project=project).count() == 22
+    # One analysis of the demo smear is queued, however often the setup runs.
+    from apps.analysis.models import AnalysisRun
+
+    runs = AnalysisRun.objects.filter(slide__project=project)
+    assert [(r.slide.name, r.status) for r in runs] == [("demo marrow smear", "queued")]
 
 
 def test_setup_demo_without_shared_data_gives_an_empty_project_and_says_why(

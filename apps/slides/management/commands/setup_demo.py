@@ -48,6 +48,8 @@ class Command(BaseCommand):
         for slide in Slide.objects.filter(project=project, status=SlideStatus.PENDING):
             services.ingest(slide.pk)
         self._annotators(project, demo_slide, user, password)
+        if demo_slide is not None:
+            self._analysis(demo_slide, user)
         self.stdout.write(self.style.SUCCESS(f"Demo ready. Log in as {DEMO_USER} / {password}"))
         self.stdout.write(f"Blinded annotators: {', '.join(DEMO_ANNOTATORS)} (same password)")
 
@@ -82,6 +84,17 @@ class Command(BaseCommand):
             else:
                 self.stderr.write(f"missing sample slide {path}")
         return demo_slide
+
+    def _analysis(self, slide: Slide, user) -> None:
+        """One analysis of the demo smear, with the models in MODEL_DIR (or the baselines)."""
+        from apps.analysis.services import ensure_run
+
+        slide.refresh_from_db()
+        run = ensure_run(slide=slide, user=user)
+        if run is None:
+            self.stderr.write(f"the demo smear is {slide.status}; no analysis was queued")
+        else:
+            self.stdout.write(f"Analysis run {run.pk} of the demo smear: {run.status}")
 
     def _annotators(self, project, slide: Slide | None, admin, password: str) -> None:
         """Two annotators, each assigned every stage of the demo smear (when there is one)."""

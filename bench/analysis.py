@@ -1,0 +1,253 @@
+"""Analysis runs through the app vs the library, one and two workers. Prints ONE JSON line.
+
+On a generated multi-tile smear (``--size`` px square, 0.1 µm/px, from the real BCCD photos;
+cached under ``var/bench/``), with the models in MODEL_DIR or the baselines:
+
+- ``app_vs_library``: wall time of a run through the app with one qcluster worker (from the
+  queued run to its written result) / wall time of ``ml.analyse`` on the same slide and config.
+  Target <= 1.10.
+- ``two_workers_speedup``: the one-worker run's wall time / the same run's with two qcluster
+  processes. Target >= 1.6 on a 2-core machine.
+- ``progress_latency_p95_s``: chunk done (its ``finished_at``) -> the websocket client sees the
+  progress that includes it; p95 over the chunks of both runs. Target <= 1.0.
+- ``peak_worker_rss_mb``: the largest resident memory of any worker process. Target < 4,096.
+
+The app runs in its own state folder (``var/bench/analysis-var``: SQLite and the ORM broker,
+the embedded default) unless DATABASE_URL / REDIS_URL are set. Workers are started and warm
+before the clock starts. Usage: ``python bench/analysis.py [--size 6400] [--chunk 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.synthetic import BENCH_DIR, SHARED  # noqa: E402
+from ml.pyramid import build_mosaic_slide  # noqa: E402
+
+STATE = BENCH_DIR / "analysis-var"
+
+
+def smear(size: int) -> Path:
+    out = BENCH_DIR / f"analysis-smear-{size}.tiff"
+    if not out.exists():
+        BENCH_DIR.mkdir(parents=True, exist_ok=True)
+        photos = sorted((SHARED / "smears" / "BCCD" / "JPEGImages").glob("*.jpg"))
+        build_mosaic_slide(photos, out, width=size, height=size, mpp=0.1)
+    return out
+
+
+def environment(chunk: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("BMADCC_VAR_DIR", str(STATE))
+    env.setdefault("BMADCC_ALLOW_DEV_SECRET", "true")
+    env.setdefault("MODEL_DIR", str(REPO / "var" / "models"))
+    env.update(
+        Q_SYNC="false",
+        Q_WORKERS="1",
+        ANALYSIS_CHUNK_SIZE=str(chunk),
+        ANALYSIS_DEVICE=env.get("ANALYSIS_DEVICE", "cpu"),
+        Q_NAME=f"analysis-bench-{os.getpid()}",
+    )
+    return env
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=REPO,
+        env=env,
+        stdout=open(log, "wb"),  # noqa: SIM115 (lives as long as the worker)
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while b"running." not in log.read_bytes():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"qcluster did not start; see {log}")
+        time.sleep(0.2)
+    return proc
+
+
+def rss_mb(sessions: list[int]) -> float:
+    """Largest resident set of any process in ``sessions`` (the workers' process groups)."""
+    peak = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry.name)) not in sessions:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+        except (OSError, ProcessLookupError):
+            continue
+    return peak
+
+
+async def watch(run_id: int, user) -> list[tuple[float, dict]]:
+    """Every state the websocket sends, with its arrival time (wall clock)."""
+    from channels.routing import URLRouter
+    from channels.testing import WebsocketCommunicator
+
+    from apps.analysis.routing import websocket_urlpatterns
+
+    comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/analyses/{run_id}/")
+    comm.scope["user"] = user
+    connected, _ = await comm.connect()
+    assert connected
+    events: list[tuple[float, dict]] = []
+    while not events or events[-1][1]["status"] not in ("done", "failed", "cancelled"):
+        # No short timeout: the test communicator kills the consumer when a receive times out.
+        state = await comm.receive_json_from(timeout=3600)
+        events.append((time.time(), state))
+    await comm.disconnect()
+    return events
+
+
+class RssSampler(threading.Thread):
+    """Samples the workers' largest RSS every 0.2 s until stopped."""
+
+    def __init__(self, sessions: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.sessions, self.peak, self.stop = sessions, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            self.peak = max(self.peak, rss_mb(self.sessions))
+
+
+def latencies(run, events: list[tuple[float, dict]]) -> list[float]:
+    """Per chunk: first event whose classified tiles include it, minus the chunk's finish."""
+    out = []
+    done_tiles = 0
+    for chunk in run.chunks.order_by("finished_at"):
+        done_tiles += len(chunk.tiles)
+        finished = chunk.finished_at.timestamp()
+        seen = next(
+            (
+                t
+                for t, s in events
+                if s.get("stages", {}).get("classes", {}).get("done", 0) >= done_tiles
+            ),
+            None,
+        )
+        if seen is not None:
+            out.append(max(0.0, seen - finished))
+    return out
+
+
+def app_run(slide, user, sessions: list[int]) -> tuple[float, list[float], float, int]:
+    from asgiref.sync import async_to_sync
+
+    from apps.analysis import services
+    from apps.analysis.models import AnalysisRun
+
+    sampler = RssSampler(sessions)
+    sampler.start()
+    started = time.perf_counter()
+    run = services.start_run(slide=slide, user=user)
+    events = async_to_sync(watch)(run.pk, user)
+    wall = time.perf_counter() - started
+    sampler.stop.set()
+    sampler.join()
+    peak = sampler.peak
+    run = AnalysisRun.objects.get(pk=run.pk)
+    if run.status != "done":
+        raise RuntimeError(f"run {run.pk} {run.status}: {run.error}")
+    return wall, latencies(run, events), peak, run.summary["cells"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=6400)
+    parser.add_argument("--chunk", type=int, default=2)
+    args = parser.parse_args()
+    path = smear(args.size)
+    env = environment(args.chunk)
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bmadcc_web.settings")
+    Path(env["BMADCC_VAR_DIR"]).mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True)
+
+    import django
+
+    django.setup()
+    import numpy as np
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+
+    from apps.accounts.models import Role
+    from apps.accounts.services import add_member, create_project
+    from apps.analysis import services
+    from apps.analysis.models import FINISHED, AnalysisRun
+    from apps.slides import services as slide_services
+    from ml.pipeline import PipelineConfig, analyse
+
+    config = PipelineConfig()
+    t = time.perf_counter()
+    direct = analyse(
+        path,
+        models_dir=settings.MODEL_DIR if settings.MODEL_DIR.is_dir() else None,
+        device=env["ANALYSIS_DEVICE"],
+        config=config,
+    )
+    library_s = time.perf_counter() - t
+
+    user, _ = get_user_model().objects.get_or_create(username="analysis-bench")
+    # Runs an interrupted bench left behind would be swept back into the queue: stop them.
+    for stale in AnalysisRun.objects.exclude(status__in=FINISHED):
+        services.cancel_run(run=stale, user=user)
+    project = create_project(name=f"analysis bench {time.time():.0f}", created_by=user)
+    add_member(project=project, user=user, role=Role.ADMIN)
+    slide = slide_services.register_path(project=project, path=path, user=user).slide
+    slide_services.ingest(slide.pk)
+    slide.refresh_from_db()
+
+    logs = STATE / "logs"
+    logs.mkdir(exist_ok=True)
+    workers = [start_worker(env, logs / "worker-1.log")]
+    try:
+        one_s, lat1, peak1, cells1 = app_run(slide, user, [w.pid for w in workers])
+        workers.append(start_worker(env, logs / "worker-2.log"))
+        two_s, lat2, peak2, cells2 = app_run(slide, user, [w.pid for w in workers])
+    finally:
+        for w in workers:
+            os.killpg(w.pid, signal.SIGKILL)
+            w.wait()
+    assert cells1 == cells2 == len(direct.cells), (cells1, cells2, len(direct.cells))
+    lat = lat1 + lat2
+    print(
+        json.dumps(
+            {
+                "app_vs_library": round(one_s / library_s, 3),
+                "two_workers_speedup": round(one_s / two_s, 3),
+                "progress_latency_p95_s": round(float(np.percentile(lat, 95)), 3) if lat else None,
+                "peak_worker_rss_mb": round(max(peak1, peak2), 1),
+                "library_s": round(library_s, 2),
+                "one_worker_s": round(one_s, 2),
+                "two_workers_s": round(two_s, 2),
+                "cells": cells1,
+                "tois": sum(d.keep for d in direct.tiles),
+                "chunk_size": args.chunk,
+                "slide_px": args.size,
+                "stages": {k: v.kind for k, v in direct.stages.items()},
+                "broker": "redis" if settings.REDIS_URL else "orm",
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
