@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.agreement import errors as agreement_errors
+from apps.analysis import errors as analysis_errors
 from apps.annotations import errors as annotation_errors
 from apps.annotations.api.serializers import AnnotationSerializer
 from apps.annotations.models import Annotation
@@ -44,6 +45,11 @@ STATUS: dict[type[AppError], int] = {
     agreement_errors.NotReviewer: status.HTTP_403_FORBIDDEN,
     agreement_errors.UnknownDisagreement: status.HTTP_404_NOT_FOUND,
     agreement_errors.NotReady: status.HTTP_409_CONFLICT,
+    # analysis
+    analysis_errors.AnalysisError: status.HTTP_400_BAD_REQUEST,
+    analysis_errors.InvalidConfig: status.HTTP_400_BAD_REQUEST,
+    analysis_errors.SlideNotReady: status.HTTP_409_CONFLICT,
+    analysis_errors.RunStateConflict: status.HTTP_409_CONFLICT,
     # slides
     slide_errors.SlideError: status.HTTP_422_UNPROCESSABLE_ENTITY,
     slide_errors.NotAFile: status.HTTP_400_BAD_REQUEST,

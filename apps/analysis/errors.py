@@ -1,21 +1,16 @@
 """Errors of analysis runs: plain classes that carry a message (shown verbatim) and data.
 
-The API maps each class to one status code (api/views.py); a task records the message on the
+The API maps each class to one status code (``bmadcc_web.exception_handler``); a task records the message on the
 run or chunk row that failed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from apps.core.errors import AppError
 
 
-class AnalysisError(Exception):
+class AnalysisError(AppError):
     """Base class; ``message`` is shown to the user verbatim, ``data`` joins the answer."""
-
-    def __init__(self, message: str, **data: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.data = data
 
 
 class SlideNotReady(AnalysisError):

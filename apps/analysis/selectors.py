@@ -16,7 +16,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.accounts.api.base import projects_of
-from apps.annotations.selectors import is_privileged, visible_sets
+from apps.accounts.roles import is_reviewer_or_admin
+from apps.annotations.selectors import visible_sets
 
 from .models import PROGRESS_STAGES, AnalysisChunk, AnalysisRun, ChunkStatus, RunStatus
 
@@ -33,7 +34,7 @@ def group_name(run_id: int) -> str:
 
 def sees_output(user, run: AnalysisRun) -> bool:
     """Whether ``user`` may see what the run found (see the module docstring)."""
-    if is_privileged(user, run.slide.project):
+    if is_reviewer_or_admin(user, run.slide.project):
         return True
     return run.cell_set_id is not None and visible_sets(user).filter(pk=run.cell_set_id).exists()
 
@@ -101,13 +102,6 @@ def state_for(user, run: AnalysisRun, state: dict[str, Any] | None = None) -> di
     )
     state["sets"] = {k: (v if v in visible else None) for k, v in state["sets"].items()}
     return state
-
-
-def visible_slide(user, slide_id: int):
-    """The slide ``slide_id`` if ``user`` may see it, else ``None`` (the one slide lookup here)."""
-    from apps.slides.models import Slide
-
-    return Slide.objects.visible_to(user).select_related("project").filter(pk=slide_id).first()
 
 
 def review_cell_ids(user, run: AnalysisRun) -> list[int]:

@@ -347,7 +347,7 @@ def create_model_run_set(
     *,
     slide: Slide,
     stage: str,
-    user: AbstractBaseUser,
+    user: User,
     items: Sequence[Any],
     note: str = "",
 ) -> AnnotationSet:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -47,10 +48,14 @@ def communicator(user, run_id: int) -> WebsocketCommunicator:
     return comm
 
 
-async def listen(comm: WebsocketCommunicator, timeout: float = 120) -> list[dict]:
+async def listen(
+    comm: WebsocketCommunicator, timeout: float = 120, on_first: Callable[[], None] | None = None
+) -> list[dict]:
     connected, _ = await comm.connect()
     assert connected
     events = [await comm.receive_json_from(timeout=timeout)]
+    if on_first is not None:
+        on_first()  # e.g. start the worker only once the state on connect has arrived
     while events[-1]["status"] not in ("done", "failed", "cancelled"):
         events.append(await comm.receive_json_from(timeout=timeout))
     await comm.disconnect()
@@ -62,9 +67,10 @@ def test_the_websocket_shows_progress_in_stage_order_and_ends_done(
 ) -> None:
     settings.ANALYSIS_POLL_MS = 50
     run = services.start_run(slide=slide, user=owner)
-    worker = threading.Timer(0.5, work, args=(queue,))
-    worker.start()
-    events = async_to_sync(listen)(communicator(owner, run.pk))
+    # The worker starts once the page has its first state: on a loaded machine a fixed delay
+    # could let the run start before the socket connects.
+    worker = threading.Thread(target=work, args=(queue,))
+    events = async_to_sync(listen)(communicator(owner, run.pk), on_first=worker.start)
     worker.join()
 
     assert events[0]["status"] == "queued"  # sent on connect, before any work

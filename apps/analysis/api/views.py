@@ -2,7 +2,7 @@
 
 Scoping is :class:`ProjectScopedViewSet`'s (an outsider's run is absent: 404); blinding of the
 run's output is :func:`apps.analysis.selectors.state_for`'s; errors map to status codes in
-:func:`error_response`, the one place.
+:mod:`bmadcc_web.exception_handler`, the one place.
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.api.base import ProjectScopedViewSet
+from apps.accounts.auth import acting_user
 from apps.analysis import selectors, services
-from apps.analysis.errors import AnalysisError, InvalidConfig, RunStateConflict, SlideNotReady
 from apps.analysis.models import AnalysisRun
+from apps.slides.selectors import visible_slide_or_404
 
 from .serializers import RunSerializer, StartRunSerializer
 
@@ -29,11 +30,6 @@ class AnalysisRunViewSet(ProjectScopedViewSet):
     queryset = AnalysisRun.objects.select_related("slide__project", "created_by")
     serializer_class = RunSerializer
     project_path = "slide__project"
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, AnalysisError):
-            return error_response(exc)
-        return super().handle_exception(exc)
 
     def get_queryset(self) -> QuerySet[AnalysisRun]:
         queryset = super().get_queryset()
@@ -56,11 +52,9 @@ class AnalysisRunViewSet(ProjectScopedViewSet):
     def create(self, request: Request) -> Response:
         form = StartRunSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        slide = selectors.visible_slide(request.user, form.validated_data["slide"])
-        if slide is None:
-            raise NotFound("No such slide.")
+        slide = visible_slide_or_404(request.user, form.validated_data["slide"])
         run = services.start_run(
-            slide=slide, user=request.user, overrides=form.validated_data["config"]
+            slide=slide, user=acting_user(request), overrides=form.validated_data["config"]
         )
         run = self.get_queryset().get(pk=run.pk)
         return Response(_body(request, run), status=status.HTTP_201_CREATED)
@@ -68,13 +62,13 @@ class AnalysisRunViewSet(ProjectScopedViewSet):
     @extend_schema(request=None, responses={200: RunSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
-        run = services.cancel_run(run=self.get_object(), user=request.user)
+        run = services.cancel_run(run=self.get_object(), user=acting_user(request))
         return Response(_body(request, run))
 
     @extend_schema(request=None, responses={201: RunSerializer})
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
-        run = services.retry_run(run=self.get_object(), user=request.user)
+        run = services.retry_run(run=self.get_object(), user=acting_user(request))
         run = self.get_queryset().get(pk=run.pk)
         return Response(_body(request, run), status=status.HTTP_201_CREATED)
 
@@ -98,13 +92,3 @@ def _body(request: Request, run: AnalysisRun) -> dict:
         "started_at": run.started_at,
         "finished_at": run.finished_at,
     }
-
-
-def error_response(exc: AnalysisError) -> Response:
-    """The one mapping from analysis errors to HTTP answers."""
-    code = status.HTTP_400_BAD_REQUEST
-    if isinstance(exc, SlideNotReady | RunStateConflict):
-        code = status.HTTP_409_CONFLICT
-    elif isinstance(exc, InvalidConfig):
-        code = status.HTTP_400_BAD_REQUEST
-    return Response({"detail": exc.message, **exc.data}, status=code)
