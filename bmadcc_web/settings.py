@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "apps.slides",
     "apps.annotations",
     "apps.agreement",
+    "apps.registry",
 ]
 
 MIDDLEWARE = [
