@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from ml.cards import load_card, load_model
-from ml.classes import ERYTHROBLAST_UNSTAGED
+from ml.classes import COUNTED_KEYS, ERYTHROBLAST_UNSTAGED
 from ml.cli import main
 from ml.datasets.bccd import load_bccd
 from ml.models.predictors import CellClassifier
-from ml.pipeline import PipelineConfig, build_stages
+from ml.pipeline import PipelineConfig, analyse, build_stages
+from ml.pyramid import build_mosaic_slide
 from tests.ml.data import BCCD_DIR, PBC_DIR
 
 CPU = torch.device("cpu")
@@ -87,6 +88,26 @@ def test_the_pipeline_accepts_the_card_with_the_default_class_set(trained: Path)
     config = PipelineConfig(crop_batch=4).for_device(CPU)
     stages = build_stages({"cell_classification": card}, CPU, config)
     assert stages.classify.classes == card.classes
+
+
+def test_a_count_by_the_pbc_classifier_names_the_classes_it_cannot_recognise(
+    trained: Path, tmp_path: Path
+) -> None:
+    photos = sorted((BCCD_DIR / "JPEGImages").glob("*.jpg"))[:4]
+    slide = build_mosaic_slide(photos, tmp_path / "smear.tiff", width=1200, height=800, mpp=0.075)
+    models = tmp_path / "models"
+    models.mkdir()
+    for path in (trained, trained.with_suffix(".pt")):
+        (models / path.name).symlink_to(path)
+    config = PipelineConfig(tile_size=600, max_tiles=1)
+    result = analyse(slide, models_dir=models, device="cpu", config=config)
+    assert result.stages["classification"].kind == "model" and result.cells
+    coverage = next(a for a in result.alerts if a.kind == "classifier_coverage")
+    assert "myeloblast" in coverage.classes and "plasma_cell" in coverage.classes
+    labels = [c.label for c in result.cells]
+    counted = sum(label in COUNTED_KEYS or label == ERYTHROBLAST_UNSTAGED for label in labels)
+    assert result.dcc.total_counted == counted  # "others" never enters the count
+    assert result.dcc.non_counted["others"] == labels.count("others")
 
 
 def test_a_non_finite_loss_stops_training_with_a_clear_error_and_writes_nothing(
