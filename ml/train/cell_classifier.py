@@ -94,9 +94,12 @@ def main(
 ) -> ModelCard:
     """Train, evaluate and write ``<out>/<name>.pt`` and ``<out>/<name>.json``; return the card.
 
-    Raises :class:`ml.datasets.cells.CellDataError` for unusable data and
-    :class:`ml.train.engine.NonFiniteLossError` on a non-finite loss (nothing is written then).
+    Raises :class:`ml.datasets.cells.CellDataError` for unusable data,
+    :class:`ml.train.engine.NonFiniteLossError` on a non-finite loss (nothing is written then)
+    and ``ValueError`` for a bad number.
     """
+    if epochs < 1 or batch_size < 1 or img_size < 16:
+        raise ValueError("epochs and batch size must be at least 1, the image size at least 16")
     started, cpu_started = time.perf_counter(), time.process_time()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -285,6 +288,10 @@ def _provenance(
             ),
         },
         "class_mapping": ERYTHROBLAST_DECISION if ERYTHROBLAST_UNSTAGED in cells.classes else "",
+        "framing": (
+            "each whole source image, resized; the pipeline crops a square around the cell's "
+            "mask box plus the box offset, so its cells may be framed tighter than in training"
+        ),
         "pretrained": False,
         "best_epoch": best_epoch,
         "history": history,

@@ -157,16 +157,15 @@ def classification_figures(
     truth = [names[i] for i in labels]
     predicted = [names[i] for i in probs.argmax(axis=1)]
     report = classification_report(truth, predicted, names)
-    aurocs = {key: auroc(labels == j, probs[:, j]) for j, key in enumerate(names)}
     per_class = {
         key: {
-            "precision": scores.precision,
-            "recall": scores.recall,
-            "f1": scores.f1,
-            "support": scores.support,
-            "auroc": aurocs[key],
+            "precision": report.per_class[key].precision,
+            "recall": report.per_class[key].recall,
+            "f1": report.per_class[key].f1,
+            "support": report.per_class[key].support,
+            "auroc": auroc(labels == j, probs[:, j]),
         }
-        for key, scores in report.per_class.items()
+        for j, key in enumerate(names)
     }
     return {
         "n": int(len(labels)),
