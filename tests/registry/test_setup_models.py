@@ -72,3 +72,15 @@ def test_without_the_pbc_cells_setup_says_how_to_train_later(settings, tmp_path:
     out = _setup_models(*TINY)
     assert "no PBC cells" in out and "python -m ml train cell-classifier" in out
     assert not settings.MODEL_DIR.exists() or not list(settings.MODEL_DIR.glob("*.json"))
+
+
+@pytest.mark.django_db
+def test_a_broken_card_in_the_model_folder_is_named_and_nothing_is_queued(
+    model_dir: Path,
+) -> None:
+    model_dir.mkdir(parents=True)
+    (model_dir / "broken.json").write_text("{not json")
+    err = io.StringIO()
+    call_command("setup_models", *TINY, stdout=io.StringIO(), stderr=err)
+    assert "broken.json" in err.getvalue() and "nothing queued" in err.getvalue()
+    assert not (model_dir / LOCK_NAME).exists()

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand
 
 from apps.registry import services
 from apps.registry.services import StarterStatus
+from ml.cards import ModelCardError
 
 
 class Command(BaseCommand):
@@ -25,15 +26,19 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         data_dir = settings.SHARED_DATA_DIR / "cells" / "PBC"
         model_dir = settings.MODEL_DIR
-        status = services.queue_starter_classifier(
-            model_dir=model_dir,
-            data_dir=data_dir,
-            options=services.starter_options(
-                epochs=options["epochs"],
-                img_size=options["img_size"],
-                limit_per_class=options["limit_per_class"],
-            ),
+        knobs = services.starter_options(
+            epochs=options["epochs"],
+            img_size=options["img_size"],
+            limit_per_class=options["limit_per_class"],
         )
+        try:
+            status = services.queue_starter_classifier(
+                model_dir=model_dir, data_dir=data_dir, options=knobs
+            )
+        except ModelCardError as exc:
+            # The app still starts; every analysis would stop on this card, so say which.
+            self.stderr.write(f"Cell classifier: nothing queued; fix or remove the card: {exc}")
+            return
         self.stdout.write(_MESSAGES[status].format(model_dir=model_dir, data_dir=data_dir))
 
 
