@@ -43,9 +43,9 @@ def test_a_tiny_training_writes_a_card_that_validates_and_says_it_is_not_for_mar
     trained: Path,
 ) -> None:
     card = load_card(trained)
-    assert card.name == "starter-pbc-convnext-atto-NOT-MARROW-VALIDATED"
+    assert card.name == "starter-pbc-resnet18-NOT-MARROW-VALIDATED"
     assert card.task == "cell_classification" and card.architecture == "timm_classifier"
-    assert card.config == {"backbone": "convnext_atto", "num_classes": 11, "img_size": 32}
+    assert card.config == {"backbone": "resnet18", "num_classes": 11, "img_size": 32}
     assert card.provenance["validated_on_marrow"] is False
     assert "peripheral blood" in card.provenance["dataset"]["tissue"]
     assert card.provenance["dataset"]["licence"] == "CC BY 4.0"
