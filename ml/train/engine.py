@@ -50,7 +50,7 @@ def cosine_schedule(*, base_lr: float, warmup_steps: int, total_steps: int) -> L
     return lr_at
 
 
-def to_input(images: torch.Tensor, norm: Normalisation, device: torch.device) -> torch.Tensor:
+def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """``(B, S, S, 3)`` uint8 -> ``(B, 3, S, S)`` float32 on ``device``, on the 0-1 scale (not
     yet normalised, so augmentations act on real intensities)."""
     return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
@@ -114,7 +114,7 @@ def train_one_epoch(
         for group in optimizer.param_groups:
             group["lr"] = lr
         idx = order[step * batch_size : (step + 1) * batch_size]
-        x = normalised(augment(to_input(images[idx], norm, device), generator), norm)
+        x = normalised(augment(to_input(images[idx], device), generator), norm)
         loss = criterion(model(x), labels[idx].to(device))
         value = loss.item()
         if not math.isfinite(value):
@@ -141,7 +141,7 @@ def evaluate(
     """Softmax probabilities ``(N, C)`` float32 for ``images`` ``(N, S, S, 3)`` uint8, no augmentation."""
     model.eval()
     out = [
-        torch.softmax(model(normalised(to_input(chunk, norm, device), norm)).float(), dim=1).cpu()
+        torch.softmax(model(normalised(to_input(chunk, device), norm)).float(), dim=1).cpu()
         for chunk in images.split(batch_size)
     ]
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
