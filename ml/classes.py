@@ -91,9 +91,22 @@ MYELOID_KEYS: frozenset[str] = frozenset(
     }
 )
 
-#: Nucleated erythroid precursors for the M:E ratio.
+#: A classifier label, not an annotation class: a nucleated erythroid precursor whose stage the
+#: classifier cannot tell. It exists because the only expert-labelled cells available offline
+#: (the PBC data set) label erythroblasts without a stage, so a classifier trained on them can
+#: say "erythroblast" but not "early", "intermediate" or "late". Annotators still stage
+#: erythroblasts, so it is not in :data:`DEFAULT_CLASSES` (the SPEC's 22/16 default stays as is).
+#: In the count (:func:`ml.count.differential_count`) such a cell IS counted: it is in the total
+#: of counted cells (every share's and the blast percentage's denominator), it is on the
+#: erythroid side of the M:E ratio, and it has its own line next to the 16 rows, whose shares
+#: plus its share sum to 1. The three staged erythroblast rows then hold only staged cells, and
+#: the classifier-coverage alert says that this classifier cannot stage erythroblasts. A project
+#: that wants it as an ordinary class may add a class with this key to its own set.
+ERYTHROBLAST_UNSTAGED = "erythroblast_unstaged"
+
+#: Nucleated erythroid precursors for the M:E ratio (unstaged ones included).
 ERYTHROID_KEYS: frozenset[str] = frozenset(
-    {"early_erythroblast", "intermediate_erythroblast", "late_erythroblast"}
+    {"early_erythroblast", "intermediate_erythroblast", "late_erythroblast", ERYTHROBLAST_UNSTAGED}
 )
 
 #: Blasts for the blast percentage.
@@ -108,6 +121,20 @@ def counted_keys(classes: Sequence[CellClass] = DEFAULT_CLASSES) -> tuple[str, .
 def class_keys(classes: Sequence[CellClass] = DEFAULT_CLASSES) -> tuple[str, ...]:
     """Keys of all classes, in class-set order (the classifier's output order)."""
     return tuple(c.key for c in classes)
+
+
+def classifier_labels(classes: Sequence[CellClass] = DEFAULT_CLASSES) -> tuple[str, ...]:
+    """Every label a cell classifier may emit for this class set, in report order.
+
+    That is the class keys plus :data:`ERYTHROBLAST_UNSTAGED` (placed after the last staged
+    erythroblast when the set has one, else at the end). A card whose classes fall outside this
+    cannot be used with the project.
+    """
+    keys = list(class_keys(classes))
+    if ERYTHROBLAST_UNSTAGED not in keys:
+        staged = [i for i, k in enumerate(keys) if k in ERYTHROID_KEYS]
+        keys.insert(staged[-1] + 1 if staged else len(keys), ERYTHROBLAST_UNSTAGED)
+    return tuple(keys)
 
 
 def class_by_key(classes: Sequence[CellClass] = DEFAULT_CLASSES) -> dict[str, CellClass]:

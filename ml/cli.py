@@ -1,4 +1,5 @@
-"""Command line: ``python -m ml analyse SLIDE --models DIR --out result.json [--geojson cells.geojson]``.
+"""Command line: ``python -m ml analyse SLIDE --models DIR --out result.json [--geojson cells.geojson]``
+and ``python -m ml train cell-classifier --data DIR --out DIR [...]`` (:mod:`ml.train`).
 
 Runs :func:`ml.pipeline.analyse` with a tqdm progress bar per stage and writes the result as
 JSON (and, with ``--geojson``, the cells as QuPath-compatible GeoJSON). Exit status 0 on
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,9 +19,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ml.cards import ModelCardError
+from ml.datasets.cells import CellDataError
 from ml.device import DeviceError
 from ml.pipeline import PipelineConfig, Progress, analyse
 from ml.slide import SlideOpenError, SlideReadError
+from ml.train import cell_classifier
+from ml.train.engine import NonFiniteLossError
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -41,7 +46,30 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--max-tiles", type=int, default=None, help="segment only the N best-scoring TOIs"
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_train_commands(commands)
     return parser
+
+
+def _add_train_commands(commands: argparse._SubParsersAction) -> None:
+    """``train <model>``: one sub-command per trainable model (more join as they are written)."""
+    train = commands.add_parser("train", help="train a model and write its weights and card")
+    trainers = train.add_subparsers(dest="trainer", required=True)
+    trainers.add_parser(
+        "cell-classifier",
+        parents=[cell_classifier.get_args_parser()],
+        help="a timm cell classifier from labelled cell images (PBC or ImageFolder)",
+    )
+
+
+def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    command = shlex.join(["python", "-m", "ml", *argv])
+    try:
+        if args.trainer == "cell-classifier":
+            cell_classifier.run(args, command)
+    except (CellDataError, NonFiniteLossError, DeviceError, ModelCardError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 class _Bars:
@@ -102,9 +130,12 @@ def _write_json(path: Path, payload: dict) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = get_args_parser().parse_args(argv)
     if args.command == "analyse":
         return run_analyse(args)
+    if args.command == "train":
+        return run_train(args, argv)
     return 2
 
 

@@ -1,7 +1,9 @@
 """The differential cell count (DCC) and its alerts (SPEC §4).
 
-Labels are class keys of a project's class set (:mod:`ml.classes`), plus the reserved label
-:data:`UNCLASSIFIED` that the pipeline uses for cells found while no classifier is installed.
+Labels are class keys of a project's class set (:mod:`ml.classes`), plus two reserved labels:
+:data:`UNCLASSIFIED`, which the pipeline uses for cells found while no classifier is installed,
+and :data:`ml.classes.ERYTHROBLAST_UNSTAGED`, which a classifier that cannot stage erythroblasts
+emits (counted, erythroid, on a line of its own; see there).
 Proportions are fractions in [0, 1]; percentages (blast percentage, the vectors compared with a
 manual count) are in [0, 100] and say so in their names. Every result has ``to_dict()`` giving a
 JSON-friendly dict.
@@ -19,9 +21,12 @@ import numpy as np
 from ml.classes import (
     BLAST_KEYS,
     DEFAULT_CLASSES,
+    ERYTHROBLAST_UNSTAGED,
     ERYTHROID_KEYS,
     MYELOID_KEYS,
     CellClass,
+    class_by_key,
+    class_keys,
     counted_keys,
 )
 from ml.metrics import BlandAltman, bland_altman, lins_ccc, pearson_r, wilson_interval
@@ -54,7 +59,8 @@ class Dcc:
 
     Attributes:
         rows: one row per counted class, in class-set order (zeros included).
-        total_counted: number of cells in counted classes (the DCC denominator).
+        total_counted: number of cells in counted classes, unstaged erythroblasts included (the
+            DCC denominator).
         non_counted: tally per non-counted class, in class-set order (zeros included).
         unclassified: number of cells labelled :data:`UNCLASSIFIED`.
         classifier_installed: ``False`` when the cells were found but not classified; then the
@@ -63,6 +69,10 @@ class Dcc:
         blast_percentage: blasts as a percentage (0-100) of counted cells, ``None`` when nothing
             was counted.
         message: a plain sentence for the report when the count cannot be given, else ``""``.
+        erythroblasts_unstaged: counted erythroblasts labelled
+            :data:`ml.classes.ERYTHROBLAST_UNSTAGED` (when that is not a class of the set): in
+            ``total_counted`` and the M:E ratio, in no row. The rows' shares plus
+            ``erythroblasts_unstaged / total_counted`` sum to 1.
     """
 
     rows: tuple[DccRow, ...]
@@ -73,11 +83,16 @@ class Dcc:
     me_ratio: float | None
     blast_percentage: float | None
     message: str = ""
+    erythroblasts_unstaged: int = 0
 
     @property
     def counts(self) -> dict[str, int]:
-        """Counted class key -> count, in class-set order."""
-        return {row.key: row.count for row in self.rows}
+        """Counted class key -> count, in class-set order; plus
+        :data:`ml.classes.ERYTHROBLAST_UNSTAGED` last when there are unstaged erythroblasts."""
+        counts = {row.key: row.count for row in self.rows}
+        if self.erythroblasts_unstaged:
+            counts[ERYTHROBLAST_UNSTAGED] = self.erythroblasts_unstaged
+        return counts
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (rows become a list of dicts)."""
@@ -99,14 +114,16 @@ def differential_count(
 
     ``labels`` holds one class key per cell, or :data:`UNCLASSIFIED`. A label that is neither
     raises ``ValueError``: the count never invents or drops classes silently. Group keys missing
-    from ``classes`` simply contribute nothing.
+    from ``classes`` simply contribute nothing. Cells a classifier calls ``others`` (or any
+    class not counted) go to ``non_counted``, never into the count.
     """
     tally = Counter(labels)
-    known = {c.key for c in classes} | {UNCLASSIFIED}
+    known = {c.key for c in classes} | {UNCLASSIFIED, ERYTHROBLAST_UNSTAGED}
     unknown = sorted(set(tally) - known)
     if unknown:
         raise ValueError(f"labels not in the class set: {unknown}")
-    total = sum(tally[k] for k in counted_keys(classes))
+    unstaged = 0 if ERYTHROBLAST_UNSTAGED in class_keys(classes) else tally[ERYTHROBLAST_UNSTAGED]
+    total = sum(tally[k] for k in counted_keys(classes)) + unstaged
     rows = tuple(_row(c, tally[c.key], total, z) for c in classes if c.counted)
     unclassified = tally[UNCLASSIFIED]
     installed = not (unclassified > 0 and unclassified == sum(tally.values()))
@@ -120,6 +137,7 @@ def differential_count(
         me_ratio=sum(tally[k] for k in myeloid_keys) / erythroid if erythroid else None,
         blast_percentage=100.0 * sum(tally[k] for k in blast_keys) / total if total else None,
         message="" if installed else _no_classifier_message(unclassified),
+        erythroblasts_unstaged=unstaged,
     )
 
 
@@ -210,6 +228,36 @@ def rescreening_alert(
     return Alert(kind="automatic_rescreening", message=message, classes=risky)
 
 
+def coverage_alert(
+    classifier_classes: Sequence[str], classes: Sequence[CellClass] = DEFAULT_CLASSES
+) -> Alert | None:
+    """A ``classifier_coverage`` alert naming the counted classes the classifier cannot output.
+
+    A cell of such a class is always called something else, so its row is 0 (or its cells
+    inflate another row): each is listed in ``classes`` with misclassification rate 1.0. ``None``
+    when the classifier covers every counted class. A classifier that emits
+    :data:`ml.classes.ERYTHROBLAST_UNSTAGED` is said to count erythroblasts without a stage.
+    """
+    known = set(classifier_classes)
+    counted = counted_keys(classes)
+    missing = [key for key in counted if key not in known]
+    if not missing:
+        return None
+    by_key = class_by_key(classes)
+    names = ", ".join(by_key[key].name.lower() for key in missing)
+    message = (
+        f"The cell classifier cannot recognise {len(missing)} of the {len(counted)} counted "
+        f"classes: {names}. Cells of those classes are counted as a class it knows, so those "
+        "rows read 0 and others may be inflated; verify them manually."
+    )
+    if ERYTHROBLAST_UNSTAGED in known and any(key in ERYTHROID_KEYS for key in missing):
+        message += (
+            " It cannot stage erythroblasts: they are counted, and enter the M:E ratio, on a "
+            "line of their own (erythroblast, stage not given)."
+        )
+    return Alert(kind="classifier_coverage", message=message, classes=dict.fromkeys(missing, 1.0))
+
+
 @dataclass(frozen=True)
 class ManualComparison:
     """Agreement of an automated and a manual DCC on the counted-class percentage vectors.
@@ -240,8 +288,15 @@ def compare_with_manual(
     Both count mappings are class key -> count; keys outside the counted classes are ignored and
     missing keys count 0. Each is turned into a percentage vector over the counted classes (a
     count with no counted cell gives all zeros, which makes the correlations ``None``).
+
+    When either count holds unstaged erythroblasts (:data:`ml.classes.ERYTHROBLAST_UNSTAGED`,
+    as :attr:`Dcc.counts` gives them), stages cannot be compared: the staged erythroblast
+    classes and the unstaged ones become one component, :data:`POOLED_ERYTHROBLASTS`, placed
+    where the first staged class was.
     """
     keys = counted_keys(classes)
+    if auto_counts.get(ERYTHROBLAST_UNSTAGED) or manual_counts.get(ERYTHROBLAST_UNSTAGED):
+        keys, auto_counts, manual_counts = _pool_erythroblasts(keys, auto_counts, manual_counts)
     auto = _percent_vector(auto_counts, keys)
     manual = _percent_vector(manual_counts, keys)
     return ManualComparison(
@@ -252,6 +307,24 @@ def compare_with_manual(
         lins_ccc=lins_ccc(auto, manual) if auto.sum() and manual.sum() else None,
         bland_altman=bland_altman(auto, manual),
     )
+
+
+#: The component of a manual comparison that pools erythroblasts of every stage (and none).
+POOLED_ERYTHROBLASTS = "erythroblasts_all_stages"
+
+
+def _pool_erythroblasts(
+    keys: Sequence[str], *counts: Mapping[str, int]
+) -> tuple[tuple[str, ...], Mapping[str, int], Mapping[str, int]]:
+    erythroid = [k for k in (*keys, ERYTHROBLAST_UNSTAGED) if k in ERYTHROID_KEYS]
+    at = next((i for i, k in enumerate(keys) if k in ERYTHROID_KEYS), len(keys))
+    rest = [k for k in keys if k not in ERYTHROID_KEYS]
+    pooled_keys = (*rest[:at], POOLED_ERYTHROBLASTS, *rest[at:])
+    pooled = [
+        {**c, POOLED_ERYTHROBLASTS: sum(c.get(k, 0) for k in dict.fromkeys(erythroid))}
+        for c in counts
+    ]
+    return pooled_keys, pooled[0], pooled[1]
 
 
 def _percent_vector(counts: Mapping[str, int], keys: Sequence[str]) -> np.ndarray:

@@ -26,8 +26,15 @@ import torch
 from ml.baselines.roi import glass_od
 from ml.baselines.toi import TileQuality
 from ml.cards import ModelCard, ModelCardError, discover_cards, load_model
-from ml.classes import DEFAULT_CLASSES, CellClass, class_by_key
-from ml.count import Alert, Dcc, differential_count, misclassification_rates, rescreening_alert
+from ml.classes import DEFAULT_CLASSES, CellClass, class_by_key, classifier_labels
+from ml.count import (
+    Alert,
+    Dcc,
+    coverage_alert,
+    differential_count,
+    misclassification_rates,
+    rescreening_alert,
+)
 from ml.device import pick_device
 from ml.geometry import Frame, Tile
 from ml.interchange import qupath
@@ -351,7 +358,7 @@ def build_stages(
 def _check_classifier_classes(card: ModelCard | None, classes: Sequence[CellClass]) -> None:
     if card is None:
         return
-    unknown = sorted(set(card.classes) - {c.key for c in classes})
+    unknown = sorted(set(card.classes) - set(classifier_labels(classes)))
     if unknown:
         raise ModelCardError(card.path, "classes", f"not in the project's class set: {unknown}")
 
@@ -705,6 +712,9 @@ def _count(
     dcc = differential_count([c.label for c in cells], config.classes)
     alerts: list[Alert] = []
     card = stages.cards.get("cell_classification")
+    coverage = None if card is None else coverage_alert(card.classes, config.classes)
+    if coverage is not None:
+        alerts.append(coverage)
     if card is not None and card.confusion_matrix is not None:
         rates = misclassification_rates(card.confusion_matrix, card.classes)
         alert = rescreening_alert({c.label for c in cells}, rates)

@@ -10,6 +10,8 @@ PY=.venv/bin/python
 $PY manage.py migrate --noinput -v0
 $PY manage.py collectstatic --noinput -v0
 $PY manage.py setup_demo
+# Queues the starter cell classifier's training once (needs the shared PBC cells; says so if not).
+$PY manage.py setup_models
 
 $PY manage.py qcluster &
 worker=$!

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import timm
 from torch import nn
 
 from ml.models.mae import build_mae_vit_b, build_mae_vit_tiny
@@ -72,6 +73,29 @@ def build_tcnet_tiny(*, num_classes: int = 2) -> TCNet:
     )
 
 
+def build_timm_classifier(
+    *, backbone: str = "convnext_atto", num_classes: int, img_size: int = 128
+) -> nn.Module:
+    """A timm image classifier, random weights (no hub is reachable here, so never pretrained).
+
+    ``backbone`` is any timm model name; ``img_size`` is the square input side in px. It is passed
+    to backbones that fix their input size (ViTs and their kin); convolutional backbones take
+    any size and have no such argument. Input ``(B, 3, img_size, img_size)`` normalised RGB;
+    output ``(B, num_classes)`` logits. An unknown ``backbone`` raises ``TypeError``, as any bad
+    builder argument does, so a card naming one fails on its ``config`` field.
+    """
+    if not timm.is_model(backbone):
+        raise TypeError(f"timm has no backbone {backbone!r}")
+    try:
+        return timm.create_model(
+            backbone, pretrained=False, num_classes=num_classes, img_size=img_size
+        )
+    except TypeError as exc:
+        if "img_size" not in str(exc):
+            raise
+        return timm.create_model(backbone, pretrained=False, num_classes=num_classes)
+
+
 MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "texture_unet": build_texture_unet,
     "texture_unet_tiny": build_texture_unet_tiny,
@@ -83,6 +107,7 @@ MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "sam_tiny": build_sam_tiny,
     "mae_vit_b": build_mae_vit_b,
     "mae_vit_tiny": build_mae_vit_tiny,
+    "timm_classifier": build_timm_classifier,
 }
 
 

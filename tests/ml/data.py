@@ -18,3 +18,6 @@ CHULA_DIR: Path = SHARED_DATA / "smears" / "Chula-RBC-12"
 
 #: Whole-slide files in vendor formats, plus broken ones.
 SLIDES_DIR: Path = SHARED_DATA / "slides"
+
+#: PBC: 2,750 expert-labelled peripheral-blood single-cell JPEGs, manifest.csv (CC BY 4.0).
+PBC_DIR: Path = SHARED_DATA / "cells" / "PBC"

@@ -8,11 +8,13 @@ from ml.classes import (
     BLAST_KEYS,
     COUNTED_KEYS,
     DEFAULT_CLASSES,
+    ERYTHROBLAST_UNSTAGED,
     ERYTHROID_KEYS,
     MYELOID_KEYS,
     RESERVED_HOTKEYS,
     CellClass,
     class_by_key,
+    classifier_labels,
     counted_keys,
     validate_classes,
 )
@@ -68,7 +70,7 @@ def test_colours_are_distinct_hex() -> None:
 
 def test_groups_are_counted_classes_and_disjoint() -> None:
     assert MYELOID_KEYS <= SPEC_COUNTED
-    assert ERYTHROID_KEYS <= SPEC_COUNTED
+    assert ERYTHROID_KEYS - {ERYTHROBLAST_UNSTAGED} <= SPEC_COUNTED  # plus the classifier label
     assert not MYELOID_KEYS & ERYTHROID_KEYS
     assert {"myeloblast"} == BLAST_KEYS
 
@@ -94,3 +96,18 @@ def test_validation_rejects_reserved_or_duplicate_hotkeys() -> None:
 def test_cell_class_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         DEFAULT_CLASSES[0].counted = False  # type: ignore[misc]
+
+
+def test_unstaged_erythroblasts_are_a_classifier_label_not_an_annotation_class() -> None:
+    labels = classifier_labels()
+    assert ERYTHROBLAST_UNSTAGED not in {c.key for c in DEFAULT_CLASSES}
+    assert ERYTHROBLAST_UNSTAGED in ERYTHROID_KEYS
+    assert labels[labels.index("late_erythroblast") + 1] == ERYTHROBLAST_UNSTAGED
+    assert len(labels) == len(DEFAULT_CLASSES) + 1
+
+
+def test_a_class_set_with_its_own_unstaged_class_is_left_as_it_is() -> None:
+    own = (CellClass(ERYTHROBLAST_UNSTAGED, "Erythroblast", True, "#112233", "a"),
+           CellClass("b_cell", "B", True, "#445566", "b"))  # fmt: skip
+    assert classifier_labels(own) == (ERYTHROBLAST_UNSTAGED, "b_cell")
+    assert classifier_labels(own[1:]) == ("b_cell", ERYTHROBLAST_UNSTAGED)

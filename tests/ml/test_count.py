@@ -7,10 +7,12 @@ import pytest
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
-from ml.classes import COUNTED_KEYS, DEFAULT_CLASSES, CellClass
+from ml.classes import COUNTED_KEYS, DEFAULT_CLASSES, ERYTHROBLAST_UNSTAGED, CellClass
 from ml.count import (
+    POOLED_ERYTHROBLASTS,
     UNCLASSIFIED,
     compare_with_manual,
+    coverage_alert,
     differential_count,
     misclassification_rates,
     rescreening_alert,
@@ -167,3 +169,65 @@ def test_compare_with_an_empty_count_gives_no_correlation() -> None:
     result = compare_with_manual({}, {"myeloblast": 3})
     assert result.pearson_r is None
     assert result.lins_ccc is None
+
+
+def test_unstaged_erythroblasts_are_counted_and_erythroid_but_fill_no_stage_row() -> None:
+    labels = _labels(
+        segmented_neutrophil=6, myeloblast=1, lymphocyte=1, **{ERYTHROBLAST_UNSTAGED: 2}
+    )
+    dcc = differential_count(labels)
+    assert dcc.total_counted == 10 and dcc.erythroblasts_unstaged == 2
+    assert dcc.me_ratio == pytest.approx(7 / 2)
+    assert dcc.blast_percentage == pytest.approx(10.0)  # of all counted cells, erythroblasts too
+    assert all(r.count == 0 for r in dcc.rows if r.key.endswith("erythroblast"))
+    assert sum(r.proportion for r in dcc.rows) + 2 / 10 == pytest.approx(1.0)
+    assert dcc.counts[ERYTHROBLAST_UNSTAGED] == 2 and list(dcc.counts)[-1] == ERYTHROBLAST_UNSTAGED
+
+
+def test_a_count_without_unstaged_erythroblasts_keeps_its_16_keys() -> None:
+    dcc = differential_count(_labels(late_erythroblast=2, lymphocyte=1))
+    assert dcc.erythroblasts_unstaged == 0 and tuple(dcc.counts) == COUNTED_KEYS
+
+
+def test_cells_called_others_never_enter_the_count() -> None:
+    dcc = differential_count(_labels(others=40, lymphocyte=2, **{ERYTHROBLAST_UNSTAGED: 1}))
+    assert dcc.total_counted == 3 and dcc.non_counted["others"] == 40
+    assert "others" not in dcc.counts and dcc.blast_percentage == 0.0
+
+
+def test_a_classifier_missing_counted_classes_gets_an_alert_naming_them() -> None:
+    pbc = ["promyelocyte", "intermediate_neutrophilic_myelocyte", "late_neutrophilic_myelocyte",
+           "band_neutrophil", "segmented_neutrophil", "eosinophil", "basophil",
+           ERYTHROBLAST_UNSTAGED, "lymphocyte", "monocyte", "others"]  # fmt: skip
+    alert = coverage_alert(pbc)
+    assert alert is not None and alert.kind == "classifier_coverage"
+    assert set(alert.classes) == {
+        "myeloblast",
+        "early_erythroblast",
+        "intermediate_erythroblast",
+        "late_erythroblast",
+        "promonocyte",
+        "immature_monocyte",
+        "plasma_cell",
+    }
+    assert set(alert.classes.values()) == {1.0}  # such a class is never recognised
+    assert "7 of the 16 counted classes" in alert.message and "myeloblast" in alert.message
+    assert "cannot stage erythroblasts" in alert.message
+
+
+def test_a_classifier_covering_every_counted_class_gets_no_coverage_alert() -> None:
+    assert coverage_alert([c.key for c in DEFAULT_CLASSES]) is None
+    assert coverage_alert(COUNTED_KEYS) is None
+
+
+def test_unstaged_erythroblasts_are_compared_with_a_manual_count_as_one_pooled_component() -> None:
+    auto = {"lymphocyte": 50, "segmented_neutrophil": 30, ERYTHROBLAST_UNSTAGED: 20}
+    manual = {"lymphocyte": 50, "segmented_neutrophil": 30, "early_erythroblast": 5,
+              "late_erythroblast": 15}  # fmt: skip
+    result = compare_with_manual(auto, manual)
+    assert len(result.keys) == 14 and POOLED_ERYTHROBLASTS in result.keys
+    assert not any(k.endswith("erythroblast") for k in result.keys)
+    i = result.keys.index(POOLED_ERYTHROBLASTS)
+    assert result.keys[i - 1] == "basophil"  # where the staged erythroblasts were
+    assert result.auto_percent[i] == result.manual_percent[i] == pytest.approx(20.0)
+    assert result.pearson_r == pytest.approx(1.0)

@@ -187,3 +187,21 @@ def test_explicit_prompts_replace_the_grid_one_decoder_query_each() -> None:
     points = np.concatenate([centres, [[10.0, 10.0], [600.0, 400.0]]])
     generator.generate([image], [points])
     assert sum(seen) == len(points) and max(seen) <= 2
+
+
+@pytest.mark.parametrize("backbone", ["convnext_atto", "vit_tiny_patch16_224"])
+def test_a_timm_classifier_of_either_family_classifies_real_crops_at_its_card_size(
+    backbone: str,
+) -> None:
+    image, boxes = _photo()
+    keys = tuple(f"class_{i}" for i in range(11))
+    config = {"backbone": backbone, "num_classes": 11, "img_size": 64}
+    card = _card("cell_classification", "timm_classifier", keys, 64)
+    classifier = CellClassifier(build_model("timm_classifier", config), card, CPU, box_offset=0.15)
+    probs = classifier.predict(np.stack([classifier.crop(image, box) for box in boxes]))
+    assert probs.shape == (len(boxes), 11) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_an_unknown_timm_backbone_is_a_config_error() -> None:
+    with pytest.raises(TypeError, match="no backbone 'resnet9000'"):
+        build_model("timm_classifier", {"backbone": "resnet9000", "num_classes": 3})

@@ -1,0 +1,127 @@
+"""``python -m ml train cell-classifier`` on a few real PBC cells: a card that loads and works.
+
+The full training is a benchmark (bench/classifier.py), never a test: these runs use four cells
+per class, 32 px images and one epoch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ml.cards import load_card, load_model
+from ml.classes import COUNTED_KEYS, ERYTHROBLAST_UNSTAGED
+from ml.cli import main
+from ml.datasets.bccd import load_bccd
+from ml.models.predictors import CellClassifier
+from ml.pipeline import PipelineConfig, analyse, build_stages
+from ml.pyramid import build_mosaic_slide
+from tests.ml.data import BCCD_DIR, PBC_DIR
+
+CPU = torch.device("cpu")
+TINY = ["--limit-per-class", "4", "--epochs", "1", "--img-size", "32", "--batch-size", "8"]
+
+
+def _train(out: Path, *extra: str) -> int:
+    return main(["train", "cell-classifier", "--data", str(PBC_DIR), "--out", str(out), *TINY,
+                 "--no-progress", *extra])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The card of one tiny training run on real PBC cells (shared by the tests below)."""
+    out = tmp_path_factory.mktemp("classifier")
+    assert _train(out) == 0
+    (card,) = out.glob("*.json")
+    return card
+
+
+def test_a_tiny_training_writes_a_card_that_validates_and_says_it_is_not_for_marrow(
+    trained: Path,
+) -> None:
+    card = load_card(trained)
+    assert card.name == "starter-pbc-resnet18-NOT-MARROW-VALIDATED"
+    assert card.task == "cell_classification" and card.architecture == "timm_classifier"
+    assert card.config == {"backbone": "resnet18", "num_classes": 11, "img_size": 32}
+    assert card.provenance["validated_on_marrow"] is False
+    assert "peripheral blood" in card.provenance["dataset"]["tissue"]
+    assert card.provenance["dataset"]["licence"] == "CC BY 4.0"
+    assert card.provenance["split"]["seed"] == 0
+    assert "train cell-classifier" in card.provenance["command"]
+    assert card.provenance["timings"]["cpu_s"] > 0
+    assert ERYTHROBLAST_UNSTAGED in card.classes and "others" in card.classes
+
+
+def test_the_card_holds_validation_and_test_figures_and_the_validation_confusion_matrix(
+    trained: Path,
+) -> None:
+    card = load_card(trained)
+    val, test = card.metrics["validation"], card.metrics["test"]
+    assert card.metrics["confusion_matrix_split"] == "validation"
+    assert card.confusion_matrix.tolist() == val["confusion_matrix"]
+    assert card.confusion_matrix.sum() == val["n"] == 11  # one validation cell per class
+    assert card.confusion_matrix.sum(axis=1).tolist() == [1] * 11  # rows are the true class
+    assert card.metrics["test_accuracy"] == test["accuracy"] and test["n"] == 11
+    for split in (val, test):
+        assert 0.0 <= split["accuracy"] <= 1.0 and 0.0 <= split["macro_f1"] <= 1.0
+        assert set(split["per_class"]) == set(card.classes)
+        scores = split["per_class"]["basophil"]
+        assert {"precision", "recall", "f1", "support", "auroc"} <= set(scores)
+
+
+def test_the_trained_weights_load_and_classify_real_cell_crops(trained: Path) -> None:
+    card = load_card(trained)
+    classifier = CellClassifier(load_model(card, CPU), card, CPU, box_offset=0.15)
+    sample = load_bccd(BCCD_DIR)[0]
+    image = sample.image()
+    crops = np.stack([classifier.crop(image, box) for box in sample.boxes["WBC"]])
+    probs = classifier.predict(crops)
+    assert crops.shape[1:] == (32, 32, 3)
+    assert probs.shape == (len(crops), 11) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_the_pipeline_accepts_the_card_with_the_default_class_set(trained: Path) -> None:
+    card = load_card(trained)
+    config = PipelineConfig(crop_batch=4).for_device(CPU)
+    stages = build_stages({"cell_classification": card}, CPU, config)
+    assert stages.classify.classes == card.classes
+
+
+def test_a_count_by_the_pbc_classifier_names_the_classes_it_cannot_recognise(
+    trained: Path, tmp_path: Path
+) -> None:
+    photos = sorted((BCCD_DIR / "JPEGImages").glob("*.jpg"))[:4]
+    slide = build_mosaic_slide(photos, tmp_path / "smear.tiff", width=1200, height=800, mpp=0.075)
+    models = tmp_path / "models"
+    models.mkdir()
+    for path in (trained, trained.with_suffix(".pt")):
+        (models / path.name).symlink_to(path)
+    config = PipelineConfig(tile_size=600, max_tiles=1)
+    result = analyse(slide, models_dir=models, device="cpu", config=config)
+    assert result.stages["classification"].kind == "model" and result.cells
+    coverage = next(a for a in result.alerts if a.kind == "classifier_coverage")
+    assert "myeloblast" in coverage.classes and "plasma_cell" in coverage.classes
+    labels = [c.label for c in result.cells]
+    counted = sum(label in COUNTED_KEYS or label == ERYTHROBLAST_UNSTAGED for label in labels)
+    assert result.dcc.total_counted == counted  # "others" never enters the count
+    assert result.dcc.non_counted["others"] == labels.count("others")
+
+
+def test_a_non_finite_loss_stops_training_with_a_clear_error_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(tmp_path / "out", "--lr", "1e30") == 1
+    err = capsys.readouterr().err
+    assert "error: loss is nan" in err and "training stopped" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_without_labelled_images_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty_class").mkdir()
+    rc = main(["train", "cell-classifier", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert rc == 1 and "no labelled cell images found" in capsys.readouterr().err
