@@ -1,0 +1,45 @@
+"""The exports API: request an export, follow its job, download the ZIP (resumable).
+
+Jobs are visible to the admins of their project only (``selectors.visible_jobs``); everyone
+else gets 404. Export request errors map to their status code in :meth:`handle_exception`.
+"""
+
+from __future__ import annotations
+
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .. import selectors, services
+from ..download import ranged_file_response
+from ..errors import ExportRequestError, NotDownloadable
+from ..models import JobStatus
+from .serializers import ExportJobSerializer, ExportRequestSerializer
+
+
+class ExportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = ExportJobSerializer
+
+    def get_queryset(self):
+        return selectors.visible_jobs(self.request.user)
+
+    def create(self, request: Request) -> Response:
+        parsed = ExportRequestSerializer(data=request.data)
+        parsed.is_valid(raise_exception=True)
+        job = services.request_export(user=request.user, selection=parsed.validated_data)
+        job.refresh_from_db()  # a synchronous worker (tests) may have run it already
+        return Response(ExportJobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str | None = None):
+        job = self.get_object()
+        path = selectors.output_path(job)
+        if job.status != JobStatus.DONE or not job.output_name.endswith(".zip"):
+            raise NotDownloadable(f"export {job.pk} has no ZIP to download ({job.status})")
+        return ranged_file_response(request, path, filename=job.output_name)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, ExportRequestError):
+            return Response({"detail": exc.message, **exc.data}, status=exc.status_code)
+        return super().handle_exception(exc)
