@@ -1,17 +1,12 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import ExportJobViewSet
+from .views import ExportDownloadView, ExportJobViewSet
 
 router = SimpleRouter()
 router.register("exports", ExportJobViewSet, basename="export")
 
 urlpatterns = [
-    # Without the slash too: download managers resuming a file often drop it.
-    path(
-        "exports/<int:pk>/download",
-        ExportJobViewSet.as_view({"get": "download"}),
-        name="export-download-bare",
-    ),
     *router.urls,
+    path("exports/<int:pk>/download", ExportDownloadView.as_view(), name="export-download"),
 ]

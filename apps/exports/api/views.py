@@ -6,10 +6,13 @@ else gets 404. Export request errors map to their status code in :meth:`handle_e
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from .. import selectors, services
 from ..download import ranged_file_response
@@ -18,12 +21,24 @@ from ..models import JobStatus
 from .serializers import ExportJobSerializer, ExportRequestSerializer
 
 
-class ExportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ExportErrorsMixin:
+    """Export request errors -> their status code, with ``data`` in the body."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, ExportRequestError):
+            return Response({"detail": exc.message, **exc.data}, status=exc.status_code)
+        return super().handle_exception(exc)  # type: ignore[misc]
+
+
+class ExportJobViewSet(
+    ExportErrorsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     serializer_class = ExportJobSerializer
 
     def get_queryset(self):
         return selectors.visible_jobs(self.request.user)
 
+    @extend_schema(request=ExportRequestSerializer, responses={201: ExportJobSerializer})
     def create(self, request: Request) -> Response:
         parsed = ExportRequestSerializer(data=request.data)
         parsed.is_valid(raise_exception=True)
@@ -31,15 +46,13 @@ class ExportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         job.refresh_from_db()  # a synchronous worker (tests) may have run it already
         return Response(ExportJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
-    @action(detail=True, methods=["get"])
-    def download(self, request: Request, pk: str | None = None):
-        job = self.get_object()
-        path = selectors.output_path(job)
+
+class ExportDownloadView(ExportErrorsMixin, APIView):
+    """``GET /api/exports/<id>/download``: the finished ZIP, or the byte range asked for."""
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    def get(self, request: Request, pk: int):
+        job = get_object_or_404(selectors.visible_jobs(request.user), pk=pk)
         if job.status != JobStatus.DONE or not job.output_name.endswith(".zip"):
             raise NotDownloadable(f"export {job.pk} has no ZIP to download ({job.status})")
-        return ranged_file_response(request, path, filename=job.output_name)
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, ExportRequestError):
-            return Response({"detail": exc.message, **exc.data}, status=exc.status_code)
-        return super().handle_exception(exc)
+        return ranged_file_response(request, selectors.output_path(job), filename=job.output_name)
