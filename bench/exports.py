@@ -41,6 +41,7 @@ from ml.datasets.export import (  # noqa: E402
     FolderSink,
     SlideExport,
     ZipSink,
+    compact,
     write_export,
 )
 from ml.slide import open_slide  # noqa: E402
@@ -52,7 +53,7 @@ def cells(n: int, seed: int) -> list[CellSample]:
     out = []
     for i, (cx, cy, radius) in enumerate(place_cells(rng, n)):
         ring = outline(rng, cx, cy, radius, random_shape(rng), int(rng.integers(20, 61)), 0.8)
-        out.append(CellSample([ring], keys[int(rng.integers(len(keys)))], i))
+        out.append(CellSample(compact([ring]), keys[int(rng.integers(len(keys)))], i))
     return out
 
 

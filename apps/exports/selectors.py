@@ -15,7 +15,7 @@ from django.utils.text import slugify
 from apps.accounts.models import Membership, Role
 from apps.annotations.models import Annotation, AnnotationSet, Stage
 from apps.slides.models import Slide
-from ml.datasets.export import CellSample, SlideExport, SourceSet, TileSample
+from ml.datasets.export import CellSample, SlideExport, SourceSet, TileSample, compact
 from ml.geometry import tile_grid
 
 from .models import ExportJob
@@ -68,7 +68,9 @@ def slide_export(slide: Slide, sets: dict[str, int], *, tile_size: int) -> Slide
         ]
     if Stage.CELL in sets:
         rows = live.filter(set_id=sets[Stage.CELL]).values_list("id", "geometry", "label")
-        cells = [CellSample(g["coordinates"], label, pk) for pk, g, label in rows.iterator()]
+        cells = [
+            CellSample(compact(g["coordinates"]), label, pk) for pk, g, label in rows.iterator()
+        ]
     return SlideExport(
         key=f"{slide.pk}-{slugify(slide.name)[:60] or 'slide'}",
         name=slide.name,

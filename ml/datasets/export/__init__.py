@@ -18,6 +18,7 @@ from ml.datasets.export.samples import (
     SlideExport,
     SourceSet,
     TileSample,
+    compact,
 )
 from ml.datasets.export.sink import PARTIAL, FolderSink, Sink, ZipFileSink, ZipSink
 from ml.datasets.export.split import SPLITS, split_by_slide
@@ -50,6 +51,7 @@ __all__ = [
     "ZipFileSink",
     "ZipSink",
     "check_formats",
+    "compact",
     "split_by_slide",
     "uncovered_labels",
     "write_export",

@@ -1,6 +1,6 @@
 """CELL-CLS-LABELED and CELL-CLS-UNLABELED: square crops of cells, read from the slide.
 
-Each crop is :func:`ml.models.predictors.crop_square` of the cell's box with the box offset,
+Each crop is :func:`ml.crops.crop_square` of the cell's box with the box offset,
 resized to ``crop_size``: the very function the classifier crops with, so training sees what
 inference sees. Cells are read grouped by the grid tile holding their box centre, one window
 per tile (the union of its cells' squares, clipped to the slide), a few windows ahead in
@@ -17,11 +17,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ml.crops import crop_square
 from ml.datasets.export.context import Context, Format, cell_boxes
 from ml.datasets.export.images import png
 from ml.datasets.export.samples import SlideExport
 from ml.geometry import square_box
-from ml.models.predictors import crop_square
 from ml.slide import SlideReader
 from ml.stages.reader import Window, stream_windows
 

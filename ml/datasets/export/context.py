@@ -25,7 +25,7 @@ class ExportOptions:
     ``tile_size``: the TOI grid (level-0 px). ``cell_seg_size``: CELL-SEG tiles are read at
     ``tile_size`` and **resized** to this (1600 -> 1024, SAM's input; the masks are rasterised
     at 1024 from the level-0 outlines, not resized). ``crop_size``/``box_offset``: CELL-CLS
-    crops, made by :func:`ml.models.predictors.crop_square` as the classifier makes them.
+    crops, made by :func:`ml.crops.crop_square`, the classifier's own crop.
     """
 
     tile_size: int = 1600

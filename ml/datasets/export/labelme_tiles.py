@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from ml.datasets.export.context import Context, Format, cell_boxes, cell_tiles, cells_touching
 from ml.datasets.export.images import png, read_tiles, tile_stem
 from ml.datasets.export.samples import SlideExport
@@ -32,7 +34,8 @@ class Labelme(Format):
             for index in cells_touching(boxes, tile, size):
                 cell = slide.cells[index]
                 rings = [
-                    [[x - tile.x, y - tile.y] for x, y, *_ in ring] for ring in cell.coordinates
+                    (np.asarray(ring, dtype=np.float64)[:, :2] - (tile.x, tile.y)).tolist()
+                    for ring in cell.coordinates
                 ]
                 shapes.append((cell.label, {"type": "Polygon", "coordinates": rings}))
             document = labelme.document(shapes, width=size, height=size, image_path=f"{stem}.png")

@@ -57,7 +57,7 @@ def _cell_features(slide: SlideExport, ctx: Context) -> list[dict]:
         extra = {} if cell.annotation_id is None else {"annotation_id": cell.annotation_id}
         out.append(
             qupath.feature(
-                _polygon(cell.coordinates),
+                _polygon(cell.rings()),
                 object_type=qupath.DETECTION,
                 path_class=path_class,
                 measurements={"Area px^2": float(area), "Perimeter px": float(perimeter)},

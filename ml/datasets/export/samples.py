@@ -29,13 +29,27 @@ class ClassInfo:
     colour: str | None = None
 
 
+def compact(coordinates: PolygonCoordinates) -> list[np.ndarray]:
+    """GeoJSON rings as ``(N, 2)`` float64 arrays: a tenth of the memory of nested lists,
+    which matters for 50,000 cells held at once."""
+    return [np.asarray(ring, dtype=np.float64).reshape(-1, 2) for ring in coordinates]
+
+
 @dataclass(frozen=True)
 class CellSample:
-    """One cell: its outline (level-0 px) and class key (``""``: not classified yet)."""
+    """One cell: its outline (level-0 px) and class key (``""``: not classified yet).
 
-    coordinates: PolygonCoordinates
+    ``coordinates`` are GeoJSON rings, as nested lists or (better, see :func:`compact`) as
+    ``(N, 2)`` arrays.
+    """
+
+    coordinates: PolygonCoordinates | Sequence[np.ndarray]
     label: str = ""
     annotation_id: int | None = None
+
+    def rings(self) -> list[list[list[float]]]:
+        """The rings as JSON-ready nested lists of floats."""
+        return [np.asarray(r, dtype=np.float64).reshape(-1, 2).tolist() for r in self.coordinates]
 
     def polygon(self) -> Polygon:
         """The outline as :data:`ml.geometry.Polygon` (float64 rings)."""

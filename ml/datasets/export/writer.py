@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ml.datasets.export import manifest
+from ml.datasets.export.cell_cls import CellCrops
 from ml.datasets.export.cell_seg import CellSeg
 from ml.datasets.export.coco import Coco
 from ml.datasets.export.context import Context, ExportOptions, Format
@@ -109,10 +110,6 @@ def write_export(
 
 
 def _writers(chosen: Sequence[str]) -> list[Format]:
-    # Imported here: the crops need torch (through the classifier's crop function), and the
-    # app imports this package at start-up for its format list.
-    from ml.datasets.export.cell_cls import CellCrops
-
     writers: list[Format] = []
     crops_added = False
     for name in chosen:
