@@ -211,3 +211,27 @@ def test_a_folder_export_lands_on_the_server(api, owner, member, slide, sync_wor
     assert job.status == "done" and job.output_name == f"export-{job_id}"
     assert (export_dir / job.output_name / "manifest.json").exists()
     assert api.get(f"/api/exports/{job_id}/").json()["download_url"] is None
+
+
+def test_a_consensus_set_exports_with_its_source_in_the_manifest(
+    api, owner, member, partner, slide, sync_worker
+):
+    from apps.agreement.adjudication import start_adjudication
+    from apps.annotations import services as annotation_services
+
+    for annotator in (member, partner):
+        task = annotation_services.assign_task(
+            slide=slide, stage="cell", annotator=annotator, assigned_by=owner
+        )
+        annotate_cells(slide, annotator)
+        task.refresh_from_db()
+        annotation_services.submit_task(task=task, user=annotator)
+    adjudication, _ = start_adjudication(slide=slide, stage="cell", user=owner)
+    consensus = adjudication.consensus
+    with sync_worker():
+        job_id = post(api, owner, request_body(slide, {"cell": consensus.pk}, formats=["coco"]))
+    job = ExportJob.objects.get(pk=job_id.json()["id"])
+    assert job.status == "done", job.error
+    (source,) = job.manifest["slides"][0]["sources"]
+    assert source["source"] == "consensus" and source["set_id"] == consensus.pk
+    assert source["annotations"] == len(CELLS)  # both drew the same cells: all agreed
