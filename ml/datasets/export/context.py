@@ -79,8 +79,16 @@ def cell_tiles(slide: SlideExport, tile_size: int) -> list[Tile]:
 
 
 def cell_boxes(cells: Sequence[CellSample]) -> np.ndarray:
-    """``(N, 4)`` float64 XYXY level-0 boxes of the cells' exterior rings."""
-    return np.array([c.box() for c in cells], dtype=np.float64).reshape(-1, 4)
+    """``(N, 4)`` float64 XYXY level-0 boxes of the cells' exterior rings (vectorised: the
+    crops' first window waits on this for 50,000 cells)."""
+    if not cells:
+        return np.zeros((0, 4), dtype=np.float64)
+    rings = [np.asarray(c.coordinates[0], dtype=np.float64).reshape(-1, 2) for c in cells]
+    starts = np.cumsum([0] + [len(r) for r in rings[:-1]])
+    points = np.concatenate(rings)
+    lo = np.minimum.reduceat(points, starts, axis=0)
+    hi = np.maximum.reduceat(points, starts, axis=0)
+    return np.hstack([lo, hi])
 
 
 def cells_touching(boxes: np.ndarray, tile: Tile, tile_size: int) -> np.ndarray:

@@ -55,13 +55,6 @@ class CellSample:
         """The outline as :data:`ml.geometry.Polygon` (float64 rings)."""
         return [np.asarray(ring, dtype=np.float64).reshape(-1, 2) for ring in self.coordinates]
 
-    def box(self) -> tuple[float, float, float, float]:
-        """XYXY level-0 px of the exterior ring."""
-        ring = np.asarray(self.coordinates[0], dtype=np.float64).reshape(-1, 2)
-        x0, y0 = ring.min(axis=0)
-        x1, y1 = ring.max(axis=0)
-        return float(x0), float(y0), float(x1), float(y1)
-
 
 @dataclass(frozen=True)
 class TileSample:
