@@ -33,6 +33,7 @@ from ml.datasets.export import (
     ZipFileSink,
     write_export,
 )
+from ml.slide import SlideOpenError, SlideReadError
 
 from . import selectors
 from .errors import EmptySelection, ExportRequestError, LabelsNotCovered, NotAllowed
@@ -152,6 +153,8 @@ def run_export(job_id: int) -> ExportJob | None:
         manifest, name, size = _write(job)
     except ExportError as exc:
         _fail(job, exc.message)
+    except (SlideOpenError, SlideReadError) as exc:
+        _fail(job, f"slide {exc.path} could not be read: {exc.message}")
     except OSError as exc:
         log.warning("export %s failed writing: %s", job_id, exc)
         reason = "the disk is full" if exc.errno == errno.ENOSPC else "a file could not be written"

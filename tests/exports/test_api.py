@@ -235,3 +235,23 @@ def test_a_consensus_set_exports_with_its_source_in_the_manifest(
     (source,) = job.manifest["slides"][0]["sources"]
     assert source["source"] == "consensus" and source["set_id"] == consensus.pk
     assert source["annotations"] == len(CELLS)  # both drew the same cells: all agreed
+
+
+def test_a_damaged_slide_file_fails_the_job_with_the_reason(
+    api, owner, member, ingest_path, slide_store, sync_worker, export_dir
+):
+    from tests.conftest import SLIDE_FILE
+
+    copied = ingest_path(SLIDE_FILE, copy=True)
+    stored = copied.viewable_file
+    # Only ever damage the test's own copy, never the shared data it came from.
+    assert slide_store in stored.parents and not stored.is_symlink()
+    sets = annotate(copied, member)
+    stored.chmod(0o644)
+    stored.write_bytes(b"not a slide any more")
+    with sync_worker():
+        job_id = post(api, owner, request_body(copied, sets, formats=["roi_seg"])).json()["id"]
+    job = ExportJob.objects.get(pk=job_id)
+    assert job.status == "failed"
+    assert "could not be read" in job.error
+    assert not export_dir.exists() or list(export_dir.iterdir()) == []
