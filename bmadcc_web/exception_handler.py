@@ -21,6 +21,7 @@ from apps.annotations import errors as annotation_errors
 from apps.annotations.api.serializers import AnnotationSerializer
 from apps.annotations.models import Annotation
 from apps.core.errors import AppError
+from apps.exports import errors as export_errors
 from apps.slides import errors as slide_errors
 
 #: Error class -> HTTP status. A class not listed answers as its nearest listed base class.
@@ -50,6 +51,10 @@ STATUS: dict[type[AppError], int] = {
     analysis_errors.InvalidConfig: status.HTTP_400_BAD_REQUEST,
     analysis_errors.SlideNotReady: status.HTTP_409_CONFLICT,
     analysis_errors.RunStateConflict: status.HTTP_409_CONFLICT,
+    # exports
+    export_errors.ExportRequestError: status.HTTP_400_BAD_REQUEST,
+    export_errors.NotAllowed: status.HTTP_403_FORBIDDEN,
+    export_errors.NotDownloadable: status.HTTP_409_CONFLICT,
     # slides
     slide_errors.SlideError: status.HTTP_422_UNPROCESSABLE_ENTITY,
     slide_errors.NotAFile: status.HTTP_400_BAD_REQUEST,

@@ -78,6 +78,8 @@ CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS", "").split(",")
 # Where slide files live (content-addressed by SHA-256) and where model weights are looked up.
 SLIDE_STORAGE_DIR = envpath("SLIDE_STORAGE_DIR", VAR_DIR / "slides")
 MODEL_DIR = envpath("MODEL_DIR", VAR_DIR / "models")
+# Finished training-data exports (ZIP files and folders), one per export job.
+EXPORT_DIR = envpath("EXPORT_DIR", VAR_DIR / "exports")
 # Real sample files (read-only) that the demo setup registers; never copied into the repo.
 # ml.paths owns the variable and its default, so the Django-free tests and benches agree.
 SHARED_DATA_DIR = shared_data_dir()
@@ -112,6 +114,7 @@ INSTALLED_APPS = [
     "apps.agreement",
     "apps.analysis",
     "apps.registry",
+    "apps.exports",
 ]
 
 MIDDLEWARE = [
