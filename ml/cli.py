@@ -1,4 +1,5 @@
-"""Command line: ``python -m ml analyse SLIDE --models DIR --out result.json [--geojson cells.geojson]``.
+"""Command line: ``python -m ml analyse SLIDE --models DIR --out result.json [--geojson cells.geojson]``
+and ``python -m ml install-models --models DIR`` (the day-one model cards, :mod:`ml.zoo`).
 
 Runs :func:`ml.pipeline.analyse` with a tqdm progress bar per stage and writes the result as
 JSON (and, with ``--geojson``, the cells as QuPath-compatible GeoJSON). Exit status 0 on
@@ -41,6 +42,10 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--max-tiles", type=int, default=None, help="segment only the N best-scoring TOIs"
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    install = commands.add_parser(
+        "install-models", help="write the day-one model cards (LiteMedSAM) into a folder"
+    )
+    install.add_argument("--models", type=Path, required=True, help="folder of model cards")
     return parser
 
 
@@ -101,10 +106,25 @@ def _write_json(path: Path, payload: dict) -> None:
     tmp.replace(path)  # a reader never sees half a file
 
 
+def run_install_models(args: argparse.Namespace) -> int:
+    from ml.zoo import install_models
+
+    try:
+        cards = install_models(args.models)
+    except (ModelCardError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for card in cards:
+        print(f"{card.task}: {card.name} ({card.path})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     if args.command == "analyse":
         return run_analyse(args)
+    if args.command == "install-models":
+        return run_install_models(args)
     return 2
 
 
