@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from django.conf import settings
 
-from ml.cards import ModelCard, ModelCardError, discover_cards, load_model
+from ml.cards import ModelCard, ModelCardError, discover_cards
 from ml.device import pick_device
 from ml.geometry import Frame, mask_to_polygons
 from ml.models.sam_boxes import (
@@ -31,7 +31,6 @@ from ml.models.sam_boxes import (
     ClickAssist,
     Embedded,
     NothingAtClick,
-    preprocessing_for,
 )
 from ml.slide import SlideReader
 
@@ -185,11 +184,9 @@ def _load(model_dir: Path) -> SamAssist:
                 f"{model_dir}; `.venv/bin/python -m ml install-models --models {model_dir}` "
                 "installs LiteMedSAM"
             )
-        device = pick_device()
-        model = load_model(card, device)
+        sam = BoxPromptSam.from_card(card, pick_device())
     except ModelCardError as exc:
         raise SamNotInstalled(f"Segment Anything cannot be loaded: {exc}") from exc
-    sam = BoxPromptSam(model, device, preprocessing=preprocessing_for(card))  # type: ignore[arg-type]
     return SamAssist(ClickAssist(sam), card.name)
 
 

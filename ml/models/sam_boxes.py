@@ -29,7 +29,7 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.amg import batched_mask_to_box
 
 from ml.baselines.cells import BCCD_MPP, cell_prompt_boxes
-from ml.cards import ModelCard
+from ml.cards import ModelCard, load_model
 from ml.device import inference_mode
 from ml.geometry import resize_longest_side_shape
 from ml.models.sam_everything import blank_padding, resample_in_box
@@ -78,6 +78,13 @@ class BoxPromptSam:
         self.preprocessing = preprocessing
         self.box_batch = box_batch
 
+    @classmethod
+    def from_card(cls, card: ModelCard, device: torch.device) -> BoxPromptSam:
+        """The card's SAM (built, weights loaded with the sha256 checked) with the
+        pre-processing its architecture needs. Raises :class:`ml.cards.ModelCardError`."""
+        model = load_model(card, device)
+        return cls(model, device, preprocessing=preprocessing_for(card))
+
     @property
     def img_size(self) -> int:
         return int(self.model.image_encoder.img_size)
@@ -88,7 +95,7 @@ class BoxPromptSam:
             return []
         batch, input_hws = [], []
         for image in images:
-            h, w = resize_longest_side_shape(*image.shape[:2], self.img_size)
+            h, w = resize_longest_side_shape(image.shape[0], image.shape[1], self.img_size)
             shrink = h < image.shape[0]
             interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
             resized = cv2.resize(image, (w, h), interpolation=interpolation)

@@ -30,11 +30,11 @@ import torch
 from scipy import ndimage
 
 from ml.baselines.cells import BCCD_MPP, cell_prompt_boxes, segment_cells
-from ml.cards import ModelCard, load_model
+from ml.cards import ModelCard
 from ml.count import UNCLASSIFIED
 from ml.geometry import Frame, Tile, mask_to_polygons, polygon_to_json
 from ml.metrics import box_iou_matrix
-from ml.models.sam_boxes import BoxPromptSam, preprocessing_for
+from ml.models.sam_boxes import BoxPromptSam
 from ml.models.sam_everything import SamEverything, SamMasks
 from ml.nms import box_nms, dedup_boxes_bucketed, suppress_contained
 from ml.stages.common import StageSource
@@ -258,8 +258,7 @@ class BoxPromptSegmenter:
     ) -> BoxPromptSegmenter:
         """Load the card's SAM (sha256 checked) with the pre-processing its architecture needs."""
         settings = settings or BoxPromptSettings()
-        model = load_model(card, device)
-        sam = BoxPromptSam(model, device, preprocessing=preprocessing_for(card))  # type: ignore[arg-type]
+        sam = BoxPromptSam.from_card(card, device)
         summary = {**card.summary(), "prompts": "boxes", "settings": asdict(settings)}
         return cls(sam, StageSource("model", card.name, summary), settings)
 

@@ -36,7 +36,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def sam(models_dir: Path) -> BoxPromptSam:
     (card,) = discover_cards(models_dir).values()
-    return BoxPromptSam(load_model(card, CPU), CPU, preprocessing="minmax")
+    return BoxPromptSam.from_card(card, CPU)
 
 
 @pytest.fixture(scope="module")
