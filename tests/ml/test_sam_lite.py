@@ -177,8 +177,14 @@ def test_encode_windows_exist_only_where_proposals_are_and_hold_them_whole() -> 
     assert plan_encode_windows((1800, 1800), np.zeros((0, 4)), 640) == []
 
 
-def test_the_pipeline_runs_box_prompts_for_a_lite_medsam_card(models_dir: Path) -> None:
-    stages = build_stages(discover_cards(models_dir), CPU, PipelineConfig().for_device(CPU))
+def test_the_pipeline_keeps_the_better_baseline_unless_told_to_use_lite_medsam(
+    models_dir: Path,
+) -> None:
+    cards = discover_cards(models_dir)
+    default = build_stages(cards, CPU, PipelineConfig().for_device(CPU))
+    assert default.cells.source.kind == "baseline"
+    config = PipelineConfig(lite_medsam_cells=True).for_device(CPU)
+    stages = build_stages(cards, CPU, config)
     assert isinstance(stages.cells, BoxPromptSegmenter)
     assert stages.cells.source.kind == "model" and stages.cells.sam.preprocessing == "minmax"
 
