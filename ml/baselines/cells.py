@@ -357,3 +357,29 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
     lut = np.zeros(int(labels.max()) + 1, dtype=np.int32)
     lut[ids] = np.arange(1, ids.size + 1, dtype=np.int32)
     return lut[labels]
+
+
+def cell_prompt_boxes(
+    image: np.ndarray,
+    *,
+    mpp: float | None = None,
+    growth: float = 0.1,
+    params: CellSegParams | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One prompt box per nucleated cell: its :func:`segment_cells` instance box, grown.
+
+    Each instance is a nucleus grown to the cell's extent (its cytoplasm, where separable), so
+    its box is what a box-prompted SAM needs; each side grows by ``growth / 2`` of the box's
+    size (``growth=0.1``: 10% larger), clipped to the image.
+
+    Returns ``(boxes, labels)``: float64 ``(N, 4)`` XYXY image px, row ``i`` for label ``i + 1``
+    of the int32 ``(H, W)`` instance image ``labels``.
+    """
+    labels = segment_cells(image, mpp=mpp, params=params)
+    h, w = labels.shape
+    boxes = []
+    for rows, cols in ndi.find_objects(labels):
+        box = np.array([cols.start, rows.start, cols.stop, rows.stop], dtype=np.float64)
+        pad = 0.5 * growth * (box[2:] - box[:2])
+        boxes.append(np.clip(np.concatenate([box[:2] - pad, box[2:] + pad]), 0, [w, h, w, h]))
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), labels

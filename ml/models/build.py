@@ -15,6 +15,7 @@ from torch import nn
 
 from ml.models.mae import build_mae_vit_b, build_mae_vit_tiny
 from ml.models.sam import build_sam_tiny, build_sam_vit_b, build_sam_vit_h, build_sam_vit_l
+from ml.models.sam_lite import build_lite_medsam
 from ml.models.tcnet import TCNet, assemble_tcnet
 from ml.models.texture_unet import TextureUnet, assemble_texture_unet
 
@@ -105,6 +106,7 @@ MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "sam_vit_l": build_sam_vit_l,
     "sam_vit_b": build_sam_vit_b,
     "sam_tiny": build_sam_tiny,
+    "lite_medsam": build_lite_medsam,
     "mae_vit_b": build_mae_vit_b,
     "mae_vit_tiny": build_mae_vit_tiny,
     "timm_classifier": build_timm_classifier,

@@ -173,7 +173,7 @@ class SamEverything:
             )
         logits = logits.float().flatten(0, 1)
         iou = iou.float().flatten()
-        logits = self._blank_padding(logits, input_hw)
+        logits = blank_padding(logits, input_hw, self.img_size)
         keep = iou > self.pred_iou_thresh
         logits, iou = logits[keep], iou[keep]
         stability = calculate_stability_score(
@@ -192,15 +192,6 @@ class SamEverything:
         boxes = batched_mask_to_box(binary).float()
         boxes[:, 2:] += 1  # inclusive pixel indices -> continuous XYXY
         return _LowRes(logits.half(), boxes, iou, stability)
-
-    def _blank_padding(self, logits: torch.Tensor, input_hw: tuple[int, int]) -> torch.Tensor:
-        """Mask out the low-res pixels that show the zero padding, not the image."""
-        lh, lw = logits.shape[-2:]
-        vh = int(np.ceil(input_hw[0] * lh / self.img_size))
-        vw = int(np.ceil(input_hw[1] * lw / self.img_size))
-        logits[:, vh:, :] = -1e4
-        logits[:, :, vw:] = -1e4
-        return logits
 
     def _merge(self, a: _LowRes, b: _LowRes) -> _LowRes:
         boxes = torch.cat([a.boxes, b.boxes])
@@ -231,7 +222,7 @@ class SamEverything:
         )
         boxes, masks, scores, stability = [], [], [], []
         for k in keep:
-            mask, box = _resample_in_box(
+            mask, box = resample_in_box(
                 kept.logits[k].float(), kept.boxes[k].cpu().numpy(), scale, image_hw
             )
             if mask is None:
@@ -248,7 +239,18 @@ class SamEverything:
         )
 
 
-def _resample_in_box(
+def blank_padding(logits: torch.Tensor, input_hw: tuple[int, int], img_size: int) -> torch.Tensor:
+    """Mask out (in place) the ``(N, h, w)`` low-res pixels that show the zero padding of an
+    ``img_size`` model input whose image part is ``input_hw``."""
+    lh, lw = logits.shape[-2:]
+    vh = int(np.ceil(input_hw[0] * lh / img_size))
+    vw = int(np.ceil(input_hw[1] * lw / img_size))
+    logits[:, vh:, :] = -1e4
+    logits[:, :, vw:] = -1e4
+    return logits
+
+
+def resample_in_box(
     logits: torch.Tensor, box_lr: np.ndarray, scale: np.ndarray, image_hw: tuple[int, int]
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """Bilinear-sample ``(h, w)`` low-res logits at the image-px centres inside a box.

@@ -44,9 +44,9 @@ def no_sam(settings, tmp_path):
     from apps.annotations import sam
 
     settings.MODEL_DIR = tmp_path / "models"
-    sam.use_model(None)
+    sam.forget()
     yield
-    sam.use_model(None)
+    sam.forget()
 
 
 def live(slide, stage: str):
@@ -188,15 +188,11 @@ def test_class_keys_relabel_cells_in_the_gallery_without_the_viewer(
 
 
 def test_sam_click_mode_proposes_an_outline_that_enter_accepts(
-    browser_page, live_server, member, slide, no_sam
+    browser_page, live_server, member, slide, no_sam, settings
 ):
-    import torch
+    from ml.zoo import install_lite_medsam
 
-    from apps.annotations import sam
-    from ml.models.sam import build_sam_tiny
-
-    torch.manual_seed(2)  # a random tiny SAM that outlines a compact region at the click
-    sam.use_model(build_sam_tiny(), name="sam_tiny (random)")
+    install_lite_medsam(settings.MODEL_DIR)  # as setup does: the real LiteMedSAM card
     page = browser_page
     login(page, live_server, "member", "member-pass-123")
     open_annotate(page, live_server, slide.pk, "cell")
