@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -128,7 +128,7 @@ class PipelineConfig:
         """The config :meth:`to_dict` wrote, or any subset of its keys over the defaults.
 
         Raises :class:`ConfigError` naming the first unknown key, mistyped or out-of-range
-        value (``cell_filter.<key>`` for the filter's own fields).
+        value (``cell_filter.<key>`` / ``box_prompts.<key>`` for the nested settings).
         """
         if not isinstance(data, dict):
             raise ConfigError("config", "must be an object")
@@ -138,7 +138,9 @@ class PipelineConfig:
             if key not in names:
                 raise ConfigError(key, "is not a pipeline setting")
             if key == "cell_filter":
-                values[key] = _filter_from_dict(value)
+                values[key] = _nested_from_dict(NucleatedFilter, key, value)
+            elif key == "box_prompts":
+                values[key] = _nested_from_dict(BoxPromptSettings, key, value)
             elif key == "classes":
                 values[key] = _classes_from_keys(value)
             else:
@@ -190,6 +192,10 @@ def _checked(key: str, value: Any, default: Any) -> Any:
         if value not in _CHOICES[key]:
             raise ConfigError(key, f"must be one of {list(_CHOICES[key])}, not {value!r}")
         return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"must be true or false, not {value!r}")
+        return value
     want_int = isinstance(default, int) or key in _OPTIONAL_INTS
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(key, f"must be a number, not {value!r}")
@@ -204,21 +210,26 @@ def _checked(key: str, value: Any, default: Any) -> Any:
     return value
 
 
-def _filter_from_dict(value: Any) -> NucleatedFilter:
-    if isinstance(value, NucleatedFilter):
+_Nested = TypeVar("_Nested", NucleatedFilter, BoxPromptSettings)
+
+
+def _nested_from_dict(kind: type[_Nested], name: str, value: Any) -> _Nested:
+    """A nested settings dataclass (``cell_filter``, ``box_prompts``) from its dict; every
+    field is a number >= 0, and ``ConfigError`` names ``<name>.<key>``."""
+    if isinstance(value, kind):
         return value
     if not isinstance(value, dict):
-        raise ConfigError("cell_filter", "must be an object")
-    defaults = NucleatedFilter()
+        raise ConfigError(name, "must be an object")
+    defaults = kind()
     out: dict[str, Any] = {}
     for key, item in value.items():
         if not hasattr(defaults, key):
-            raise ConfigError(f"cell_filter.{key}", "is not a cell filter setting")
+            raise ConfigError(f"{name}.{key}", f"is not a {name} setting")
         default = getattr(defaults, key)
         if isinstance(item, bool) or not isinstance(item, int | float) or item < 0:
-            raise ConfigError(f"cell_filter.{key}", f"must be a number >= 0, not {item!r}")
+            raise ConfigError(f"{name}.{key}", f"must be a number >= 0, not {item!r}")
         out[key] = int(item) if isinstance(default, int) else float(item)
-    return NucleatedFilter(**out)
+    return kind(**out)
 
 
 def _classes_from_keys(value: Any) -> tuple[CellClass, ...]:
