@@ -1,8 +1,9 @@
 """Day-one models on real data: box-prompted LiteMedSAM on every BCCD photo (issue 9).
 
-Run from the repository root: ``python -m bench.models [--limit N]``. Prints one JSON line.
-:func:`sam_figures` gives the segmentation keys; the classifier's keys come from
-``bench.classifier`` when it exists, and :func:`main` prints the merged dict.
+Run from the repository root: ``python -m bench.models [--limit N] [--classifier-card CARD]
+[--demo-slide SLIDE --models DIR]``. Prints one JSON line. :func:`sam_figures` gives the
+segmentation keys, ``bench.classifier.classifier_figures`` the ``cls_*`` keys (a fresh full
+training unless a card is given), and ``--demo-slide`` adds ``demo_slide_minutes``.
 
 Keys (white-cell VOC boxes, matched one-to-one as in ``bench.bccd_recall``):
 
@@ -21,6 +22,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -113,21 +115,40 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+def demo_slide_figures(slide: Path, models_dir: Path) -> dict[str, Any]:
+    """``ml.analyse`` of a whole slide with the cards in ``models_dir``, LiteMedSAM cells on."""
+    from ml.pipeline import PipelineConfig, analyse
+
+    started = time.perf_counter()
+    result = analyse(slide, models_dir=models_dir, config=PipelineConfig(lite_medsam_cells=True))
+    return {
+        "demo_slide_minutes": round((time.perf_counter() - started) / 60, 2),
+        "demo_slide_cells": len(result.cells),
+        "demo_slide_stages": {k: v.name for k, v in result.stages.items()},
+    }
+
+
 def main() -> None:
     import tempfile
 
+    from bench.classifier import classifier_figures
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="only the first N photos")
+    parser.add_argument(
+        "--classifier-card", type=Path, default=None, help="read this card; do not train"
+    )
+    parser.add_argument(
+        "--demo-slide", type=Path, default=None, help="also time ml.analyse of this slide"
+    )
+    parser.add_argument("--models", type=Path, default=Path("var/models"))
     args = parser.parse_args()
     samples = load_bccd(SHARED / "smears" / "BCCD")[: args.limit]
     with tempfile.TemporaryDirectory() as models_dir:
         figures = sam_figures(samples, lite_medsam_segmenter(models_dir))
-    try:  # the classifier bench is written separately; merge its keys when it is there
-        from bench.classifier import classifier_figures  # type: ignore[import-not-found]
-    except ImportError:
-        pass
-    else:
-        figures.update(classifier_figures())
+    figures.update(classifier_figures(args.classifier_card))
+    if args.demo_slide is not None:
+        figures.update(demo_slide_figures(args.demo_slide, args.models))
     print(json.dumps(figures))
 
 

@@ -390,7 +390,8 @@ def _segmenter(card: ModelCard | None, device: torch.device, config: PipelineCon
             return BaselineSegmenter()  # the better of the two on BCCD (PipelineConfig)
         return BoxPromptSegmenter.from_card(card, device, config.box_prompts)
     model = load_model(card, device)
-    img_size = int(model.image_encoder.img_size)
+    encoder: Any = model.image_encoder  # a SAM card's model is a segment_anything Sam
+    img_size = int(encoder.img_size)
     if card.input_size != img_size:
         raise ModelCardError(
             card.path, "input_size", f"is {card.input_size} but the model takes {img_size}"

@@ -24,4 +24,6 @@ mkdir -p artifacts
 .venv/bin/python manage.py collectstatic --noinput -v0
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# Types: django-stubs and DRF stubs; settings in pyproject.toml.
+.venv/bin/mypy apps ml bmadcc_web
 .venv/bin/python -m pytest "$@"

@@ -31,7 +31,7 @@ import shapely
 import torch
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
@@ -84,7 +84,7 @@ PROGRESS_INTERVAL_S = 0.25
 def start_run(
     *,
     slide: Slide,
-    user: AbstractBaseUser,
+    user: User,
     overrides: dict[str, Any] | None = None,
     retry_of: AnalysisRun | None = None,
 ) -> AnalysisRun:
@@ -131,7 +131,7 @@ def _config(slide: Slide, overrides: Any) -> PipelineConfig:
 
 
 @transaction.atomic
-def ensure_run(*, slide: Slide, user: AbstractBaseUser) -> AnalysisRun | None:
+def ensure_run(*, slide: Slide, user: User) -> AnalysisRun | None:
     """The slide's latest queued, running or done run, or a new one (the demo's; idempotent).
 
     ``None`` when the slide is not ready (there is nothing to analyse yet).
@@ -143,7 +143,7 @@ def ensure_run(*, slide: Slide, user: AbstractBaseUser) -> AnalysisRun | None:
     return existing or start_run(slide=slide, user=user)
 
 
-def retry_run(*, run: AnalysisRun, user: AbstractBaseUser) -> AnalysisRun:
+def retry_run(*, run: AnalysisRun, user: User) -> AnalysisRun:
     """A new run with the same slide and overrides (a finished run is never edited)."""
     if not run.finished:
         raise RunStateConflict(
@@ -153,7 +153,7 @@ def retry_run(*, run: AnalysisRun, user: AbstractBaseUser) -> AnalysisRun:
 
 
 @transaction.atomic
-def cancel_run(*, run: AnalysisRun, user: AbstractBaseUser) -> AnalysisRun:
+def cancel_run(*, run: AnalysisRun, user: User) -> AnalysisRun:
     """Stop ``run``: chunks not yet started are skipped; it says "cancelled by <user>"."""
     moved = _move(
         run.pk,

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 1 << 20
@@ -39,18 +40,20 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
     return start, end
 
 
-def ranged_file_response(request: HttpRequest, path: Path, *, filename: str) -> HttpResponse:
+def ranged_file_response(request: HttpRequest, path: Path, *, filename: str) -> HttpResponseBase:
     """The file, or the byte range the request asks for (206), or 416."""
     size, etag = path.stat().st_size, etag_of(path)
     header = request.headers.get("Range")
     if_range = request.headers.get("If-Range")
     wanted = parse_range(header, size) if header and (not if_range or if_range == etag) else None
+    response: HttpResponseBase
     if wanted is False:
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"
     elif wanted is None:
         response = FileResponse(path.open("rb"), as_attachment=True, filename=filename)
     else:
+        assert isinstance(wanted, tuple)  # parse_range's only other answer
         first, last = wanted
         response = StreamingHttpResponse(_chunks(path, first, last - first + 1), status=206)
         response["Content-Range"] = f"bytes {first}-{last}/{size}"

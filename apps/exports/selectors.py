@@ -59,17 +59,20 @@ def slide_export(slide: Slide, sets: dict[str, int], *, tile_size: int) -> Slide
             for g in live.filter(set_id=sets[Stage.ROI]).values_list("geometry", flat=True)
         ]
     if Stage.TOI in sets:
-        grid = {(t.col, t.row): t for t in tile_grid((slide.width, slide.height), tile_size)}
-        rows = live.filter(set_id=sets[Stage.TOI], tile_col__isnull=False)
+        grid = {
+            (t.col, t.row): t for t in tile_grid((slide.width or 0, slide.height or 0), tile_size)
+        }
+        tile_rows = live.filter(set_id=sets[Stage.TOI], tile_col__isnull=False)
         tiles = [
-            TileSample(grid[(col, row)], label)
-            for col, row, label in rows.values_list("tile_col", "tile_row", "label")
-            if (col, row) in grid
+            TileSample(grid[(int(col), int(row))], label)
+            for col, row, label in tile_rows.values_list("tile_col", "tile_row", "label")
+            if col is not None and row is not None and (col, row) in grid
         ]
     if Stage.CELL in sets:
-        rows = live.filter(set_id=sets[Stage.CELL]).values_list("id", "geometry", "label")
+        cell_rows = live.filter(set_id=sets[Stage.CELL]).values_list("id", "geometry", "label")
         cells = [
-            CellSample(compact(g["coordinates"]), label, pk) for pk, g, label in rows.iterator()
+            CellSample(compact(g["coordinates"]), label, pk)
+            for pk, g, label in cell_rows.iterator()
         ]
     return SlideExport(
         key=f"{slide.pk}-{slugify(slide.name)[:60] or 'slide'}",

@@ -15,7 +15,7 @@ import errno
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from django.db import transaction
 from django.http import Http404
@@ -130,7 +130,7 @@ def schedule_export(job_id: int) -> None:
 # -- running -------------------------------------------------------------------------------
 def open_output(path: Path, mode: str) -> BinaryIO:
     """Opens the partial ZIP file; the one seam the tests replace with a disk that fills up."""
-    return open(path, mode)  # the sink closes it at commit or abort
+    return cast(BinaryIO, open(path, mode))  # the sink closes it at commit or abort
 
 
 def _claim(job_id: int) -> ExportJob | None:

@@ -107,7 +107,8 @@ class SamEverything:
         points: Sequence[np.ndarray] | None = None,
     ) -> list[SamMasks]:
         """Masks from :meth:`embed`'s output; ``image_hws`` are the original images' ``(H, W)``."""
-        prompts = points if points is not None else [None] * len(image_hws)
+        none: list[np.ndarray | None] = [None] * len(image_hws)
+        prompts: Sequence[np.ndarray | None] = points if points is not None else none
         return [
             self._masks_for(emb, hw, pts)
             for emb, hw, pts in zip(embeddings, image_hws, prompts, strict=True)
@@ -117,7 +118,8 @@ class SamEverything:
         """``B`` RGB uint8 images -> ``(B, C, e, e)`` float32 image embeddings (one per image)."""
         batch = []
         for image in images:
-            h, w = resize_longest_side_shape(*image.shape[:2], self.img_size)
+            h0, w0 = image.shape[:2]
+            h, w = resize_longest_side_shape(h0, w0, self.img_size)
             resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
             x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).float()
             batch.append(self.model.preprocess(x[None])[0])  # normalise + zero-pad

@@ -60,7 +60,7 @@ def build_lite_medsam(
     )
     grid = LITE_IMG_SIZE // 4
     sam = Sam(
-        image_encoder=encoder,  # type: ignore[arg-type]  # Sam only needs img_size and forward
+        image_encoder=encoder,  # Sam only needs img_size and forward
         prompt_encoder=PromptEncoder(
             embed_dim=LITE_EMBED_DIM,
             image_embedding_size=(grid, grid),

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import cv2
 import numpy as np
@@ -106,7 +106,7 @@ class Cell:
         The ring is open again (``to_dict`` closes it), so ``from_dict(c.to_dict())`` has the
         polygon's original vertex count.
         """
-        ring = np.asarray(data["polygon"], dtype=np.float64).reshape(-1, 2)
+        ring: np.ndarray = np.asarray(data["polygon"], dtype=np.float64).reshape(-1, 2)
         if len(ring) > 1 and np.array_equal(ring[0], ring[-1]):
             ring = ring[:-1]
         probabilities = data.get("probabilities")
@@ -169,13 +169,13 @@ class NucleatedFilter:
         lo, hi = self._area_limits(image.shape[:2], mpp)
         nuclear = self.nuclear_pixels(image)
         candidates = []
-        for k, (box, mask) in enumerate(
-            zip(found.boxes.astype(np.int64), found.masks, strict=True)
-        ):
+        boxes_px = cast(list[list[int]], found.boxes.astype(np.int64).tolist())
+        for k, (box, mask) in enumerate(zip(boxes_px, found.masks, strict=True)):
             area = int(mask.sum())
             if not lo <= area <= hi:
                 continue
-            inside = nuclear[box[1] : box[3], box[0] : box[2]][mask]
+            x0, y0, x1, y1 = box
+            inside = nuclear[y0:y1, x0:x1][mask]
             if inside.mean() >= self.min_nucleus_fraction:
                 candidates.append(k)
         boxes = found.boxes[candidates].astype(np.int64)

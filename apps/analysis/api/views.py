@@ -42,7 +42,7 @@ class AnalysisRunViewSet(ProjectScopedViewSet):
 
     @extend_schema(parameters=[OpenApiParameter("slide", int, required=False)])
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.get_queryset()) or []
         return self.get_paginated_response([_body(request, run) for run in page])
 
     def retrieve(self, request: Request, pk: str) -> Response:

@@ -8,6 +8,7 @@ the class map (name and colour), with ``measurements`` ``{"Area px^2", "Perimete
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import shapely
 
@@ -48,7 +49,7 @@ class QuPath(Format):
 def _cell_features(slide: SlideExport, ctx: Context) -> list[dict]:
     if not slide.cells:
         return []
-    shapes = polygons_from_geojson([c.coordinates for c in slide.cells])
+    shapes = polygons_from_geojson([cast(Any, c.coordinates) for c in slide.cells])
     areas, perimeters = shapely.area(shapes), shapely.length(shapes)
     out = []
     for cell, area, perimeter in zip(slide.cells, areas, perimeters, strict=True):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, cast
 
 #: Suffix of an export that is still being written (or failed and is being removed).
 PARTIAL = ".partial"
@@ -183,4 +183,4 @@ class ZipFileSink(ZipSink):
 
 
 def _open_binary(path: Path, mode: str) -> BinaryIO:
-    return open(path, mode)  # the sink closes it at commit or abort
+    return cast(BinaryIO, open(path, mode))  # the sink closes it at commit or abort
