@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "apps.slides",
     "apps.annotations",
     "apps.agreement",
+    "apps.analysis",
 ]
 
 MIDDLEWARE = [
@@ -200,6 +201,28 @@ else:
     Q_CLUSTER["orm"] = "default"
 # Tests and one-shot scripts run jobs in-process (sync); the real app uses the qcluster worker.
 Q_CLUSTER["sync"] = envbool("Q_SYNC", False)
+
+# Analysis runs (apps/analysis). Each qcluster worker process uses ANALYSIS_DEVICE ("cuda",
+# "cuda:1", "cpu"; empty = CUDA when present, else CPU): run one qcluster per GPU, each with its
+# own ANALYSIS_DEVICE and Q_WORKERS=1. A chunk is ANALYSIS_CHUNK_SIZE TOIs; a step whose worker
+# has not reported for ANALYSIS_LEASE_S seconds is taken again, at most ANALYSIS_MAX_ATTEMPTS
+# times before the run fails.
+ANALYSIS_DEVICE = envstr("ANALYSIS_DEVICE", "")
+if ANALYSIS_DEVICE and not (
+    ANALYSIS_DEVICE in {"cpu", "cuda"} or ANALYSIS_DEVICE.removeprefix("cuda:").isdigit()
+):
+    raise ImproperlyConfigured(
+        f"ANALYSIS_DEVICE={ANALYSIS_DEVICE!r} is not a device (use cpu, cuda or cuda:N)"
+    )
+ANALYSIS_CHUNK_SIZE = envint("ANALYSIS_CHUNK_SIZE", 8)
+ANALYSIS_LEASE_S = envint("ANALYSIS_LEASE_S", 300)
+ANALYSIS_MAX_ATTEMPTS = envint("ANALYSIS_MAX_ATTEMPTS", 3)
+if min(ANALYSIS_CHUNK_SIZE, ANALYSIS_LEASE_S, ANALYSIS_MAX_ATTEMPTS) < 1:
+    raise ImproperlyConfigured("ANALYSIS_CHUNK_SIZE, _LEASE_S and _MAX_ATTEMPTS must be >= 1")
+# Workers push progress through the Redis channel layer; without Redis (the embedded default:
+# daphne and qcluster are separate processes) the websocket consumer polls the run's row.
+ANALYSIS_PUSH = bool(REDIS_URL)
+ANALYSIS_POLL_MS = envint("ANALYSIS_POLL_MS", 250)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -8,6 +8,7 @@ api_patterns = [
     path("", include("apps.slides.api.urls")),
     path("", include("apps.annotations.api.urls")),
     path("", include("apps.agreement.api.urls")),
+    path("", include("apps.analysis.api.urls")),
 ]
 
 urlpatterns = [

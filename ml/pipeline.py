@@ -12,10 +12,11 @@ cell records (polygons, a few numbers) accumulate.
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,12 @@ import numpy as np
 import torch
 
 from ml.baselines.roi import glass_od
+from ml.baselines.toi import TileQuality
 from ml.cards import ModelCard, ModelCardError, discover_cards, load_model
 from ml.classes import DEFAULT_CLASSES, CellClass, class_by_key
 from ml.count import Alert, Dcc, differential_count, misclassification_rates, rescreening_alert
 from ml.device import pick_device
-from ml.geometry import Tile
+from ml.geometry import Frame, Tile
 from ml.interchange import qupath
 from ml.interchange.qupath import PathClass
 from ml.models.sam_everything import SamEverything
@@ -105,6 +107,113 @@ class PipelineConfig:
         out = asdict(self)
         out["classes"] = [c.key for c in self.classes]
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
+        """The config :meth:`to_dict` wrote, or any subset of its keys over the defaults.
+
+        Raises :class:`ConfigError` naming the first unknown key, mistyped or out-of-range
+        value (``cell_filter.<key>`` for the filter's own fields).
+        """
+        if not isinstance(data, dict):
+            raise ConfigError("config", "must be an object")
+        names = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in names:
+                raise ConfigError(key, "is not a pipeline setting")
+            if key == "cell_filter":
+                values[key] = _filter_from_dict(value)
+            elif key == "classes":
+                values[key] = _classes_from_keys(value)
+            else:
+                values[key] = _checked(key, value, getattr(cls(), key))
+        return cls(**values)
+
+
+class ConfigError(ValueError):
+    """A pipeline setting that is unknown, of the wrong type or out of range."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.message = f"{field} {reason}"
+        self.data = {"field": field}
+
+
+#: Value limits of the numeric settings, inclusive; settings not named here only need a type.
+_LIMITS: dict[str, tuple[float, float]] = {
+    "thumbnail_factor": (1.0, 10_000.0),
+    "roi_threshold": (0.0, 1.0),
+    "tile_size": (64, 100_000),
+    "min_roi_fraction": (0.0, 1.0),
+    "toi_threshold": (0.0, 1.0),
+    "cell_margin_um": (0.0, 1_000.0),
+    "fallback_mpp": (1e-3, 100.0),
+    "box_offset": (0.0, 5.0),
+    "review_threshold": (0.0, 1.0),
+    "cross_tile_iou": (0.0, 1.0),
+    "sam_points_per_side": (1, 256),
+    "sam_points_per_batch": (1, 65_536),
+    "sam_stability_thresh": (0.0, 1.0),
+    "sam_box_nms_thresh": (0.0, 1.0),
+    "tile_batch": (1, 1_024),
+    "crop_batch": (1, 65_536),
+    "reader_workers": (1, 64),
+    "prefetch": (1, 256),
+    "max_tiles": (1, 10_000_000),
+}
+_CHOICES: dict[str, tuple[str, ...]] = {"sam_prompts": ("grid", "nuclei")}
+#: Settings whose default is None but whose value is an int.
+_OPTIONAL_INTS = {"sam_points_per_batch", "tile_batch", "crop_batch", "reader_workers", "max_tiles"}
+
+
+def _checked(key: str, value: Any, default: Any) -> Any:
+    if value is None and (default is None or key in _OPTIONAL_INTS):
+        return None
+    if key in _CHOICES:
+        if value not in _CHOICES[key]:
+            raise ConfigError(key, f"must be one of {list(_CHOICES[key])}, not {value!r}")
+        return value
+    want_int = isinstance(default, int) or key in _OPTIONAL_INTS
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(key, f"must be a number, not {value!r}")
+    if want_int and (isinstance(value, float) and not value.is_integer()):
+        raise ConfigError(key, f"must be a whole number, not {value!r}")
+    value = int(value) if want_int else float(value)
+    if not np.isfinite(value):
+        raise ConfigError(key, "must be finite")
+    lo, hi = _LIMITS.get(key, (-np.inf, np.inf))
+    if not lo <= value <= hi:
+        raise ConfigError(key, f"must be between {lo:g} and {hi:g}, not {value:g}")
+    return value
+
+
+def _filter_from_dict(value: Any) -> NucleatedFilter:
+    if isinstance(value, NucleatedFilter):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError("cell_filter", "must be an object")
+    defaults = NucleatedFilter()
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if not hasattr(defaults, key):
+            raise ConfigError(f"cell_filter.{key}", "is not a cell filter setting")
+        default = getattr(defaults, key)
+        if isinstance(item, bool) or not isinstance(item, int | float) or item < 0:
+            raise ConfigError(f"cell_filter.{key}", f"must be a number >= 0, not {item!r}")
+        out[key] = int(item) if isinstance(default, int) else float(item)
+    return NucleatedFilter(**out)
+
+
+def _classes_from_keys(value: Any) -> tuple[CellClass, ...]:
+    known = class_by_key(DEFAULT_CLASSES)
+    if not isinstance(value, list | tuple) or not value:
+        raise ConfigError("classes", "must be a non-empty list of class keys")
+    unknown = [k for k in value if not isinstance(k, str) or k not in known]
+    if unknown:
+        raise ConfigError("classes", f"has unknown class keys {unknown}")
+    return tuple(known[k] for k in value)
 
 
 @dataclass
@@ -303,11 +412,114 @@ def run_stages(
     device: torch.device,
     progress: Progress | None = None,
 ) -> AnalysisResult:
-    """Run already-built stages on an open slide (the body of :func:`analyse`)."""
+    """Run already-built stages on an open slide (the body of :func:`analyse`).
+
+    The same three steps a chunked run takes, in one process: :func:`run_front`, then
+    :func:`run_cells` on every chosen TOI, then :func:`assemble`.
+    """
+    started = time.perf_counter()
+    front = run_front(slide, stages, config, progress=progress)
+    clock: dict[str, float] = {}
+    t = time.perf_counter()
+    cells = run_cells(slide, stages, config, front.tois, progress=progress, clock=clock)
+    clock["cells"] = time.perf_counter() - t
+    result = assemble(front, cells, stages, config, device=str(device), cell_timings=clock)
+    result.timings["total"] = time.perf_counter() - started
+    return result
+
+
+@dataclass
+class FrontResult:
+    """What the front stages decided: the slide's facts, the ROI, every TOI decision.
+
+    ``tois`` are the tiles chosen for cell segmentation (``max_tiles`` applied), in the
+    decisions' row-major order; ``timings`` hold "thumbnail", "roi" and "toi" in seconds.
+    :meth:`to_dict` / :meth:`from_dict` round-trip it through JSON for a chunked run (the ROI
+    mask as packed bits; the ROI model's probability map is not kept).
+    """
+
+    slide: dict[str, Any]
+    mpp: float | None
+    roi: RoiResult
+    tiles: list[TileDecision]
+    tois: list[Tile]
+    timings: dict[str, float]
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        mask = self.roi.mask.astype(bool)
+        return {
+            "slide": self.slide,
+            "mpp": self.mpp,
+            "roi": {
+                "mask_shape": list(mask.shape),
+                "mask_bits": base64.b64encode(np.packbits(mask).tobytes()).decode(),
+                "frame": asdict(self.roi.frame),
+                "polygons": [[ring.tolist() for ring in p] for p in self.roi.polygons],
+                "source": self.roi.source.to_dict(),
+            },
+            "tiles": [_decision_dict(d) for d in self.tiles],
+            "tois": [asdict(t) for t in self.tois],
+            "timings": self.timings,
+            "notes": self.notes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FrontResult:
+        roi = data["roi"]
+        shape = tuple(roi["mask_shape"])
+        bits = np.frombuffer(base64.b64decode(roi["mask_bits"]), dtype=np.uint8)
+        mask = np.unpackbits(bits)[: int(np.prod(shape))].reshape(shape).astype(bool)
+        source = roi["source"]
+        return cls(
+            slide=data["slide"],
+            mpp=data["mpp"],
+            roi=RoiResult(
+                mask=mask,
+                frame=Frame(**roi["frame"]),
+                polygons=[[np.asarray(r, dtype=np.float64) for r in p] for p in roi["polygons"]],
+                source=StageSource(source["kind"], source["name"], source["detail"]),
+            ),
+            tiles=[_decision_from_dict(d) for d in data["tiles"]],
+            tois=[Tile(**t) for t in data["tois"]],
+            timings=dict(data["timings"]),
+            notes=list(data["notes"]),
+        )
+
+
+def _decision_dict(d: TileDecision) -> dict[str, Any]:
+    # Unrounded, unlike TileDecision.to_dict: the assembled result must equal a one-process run.
+    return {
+        "tile": asdict(d.tile),
+        "roi_fraction": d.roi_fraction,
+        "score": d.score,
+        "keep": d.keep,
+        "quality": None if d.quality is None else asdict(d.quality),
+    }
+
+
+def _decision_from_dict(d: dict[str, Any]) -> TileDecision:
+    quality = d.get("quality")
+    return TileDecision(
+        tile=Tile(**d["tile"]),
+        roi_fraction=d["roi_fraction"],
+        score=d["score"],
+        keep=d["keep"],
+        quality=None if quality is None else TileQuality(**quality),
+    )
+
+
+def run_front(
+    slide: SlideReader,
+    stages: Stages,
+    config: PipelineConfig,
+    *,
+    progress: Progress | None = None,
+) -> FrontResult:
+    """Thumbnail, ROI and TOI decisions; reports "thumbnail", "roi" and "toi" progress."""
     report = progress or (lambda stage, done, total: None)
     timings: dict[str, float] = {}
     notes: list[str] = []
-    started = time.perf_counter()
     slide_wh = slide.dimensions
     mpp = _mpp(slide)
 
@@ -334,34 +546,70 @@ def run_stages(
         mpp=mpp,
     )
     timings["toi"] = time.perf_counter() - t
-
     tois = _chosen_tois(decisions, config.max_tiles, notes)
-    t = time.perf_counter()
-    margin = round(config.cell_margin_um / (mpp or config.fallback_mpp))
-    cells, seg_timings = _segment_and_classify(slide, stages, config, tois, margin, mpp, report)
-    timings["cells"] = time.perf_counter() - t
-    timings.update(seg_timings)
-
-    dcc, alerts = _count(cells, stages, config)
-    timings["total"] = time.perf_counter() - started
     if mpp is None:
         notes.append(
             f"the slide states no pixel size; {config.fallback_mpp} um/px was assumed for the cell margin"
         )
+    return FrontResult(_slide_info(slide, mpp), mpp, roi, decisions, tois, timings, notes)
+
+
+def run_cells(
+    slide: SlideReader,
+    stages: Stages,
+    config: PipelineConfig,
+    tiles: Sequence[Tile],
+    *,
+    progress: Progress | None = None,
+    clock: dict[str, float] | None = None,
+) -> list[Cell]:
+    """Segment and classify the cells owned by ``tiles`` (level-0 px), streaming the windows.
+
+    The cells are not yet de-duplicated across tiles (:func:`assemble` does that over every
+    tile of the run), so runs over disjoint tile lists can be concatenated. Reports "cells"
+    progress over ``tiles``; adds "segmentation", "classification" and "read_wait" seconds to
+    ``clock``.
+    """
+    report = progress or (lambda stage, done, total: None)
+    mpp = _mpp(slide)
+    margin = round(config.cell_margin_um / (mpp or config.fallback_mpp))
+    cells, seg_timings = _segment_and_classify(slide, stages, config, tiles, margin, mpp, report)
+    if clock is not None:
+        for key, seconds in seg_timings.items():
+            clock[key] = clock.get(key, 0.0) + seconds
+    return cells
+
+
+def assemble(
+    front: FrontResult,
+    cells: Sequence[Cell],
+    stages: Stages,
+    config: PipelineConfig,
+    *,
+    device: str,
+    cell_timings: dict[str, float] | None = None,
+) -> AnalysisResult:
+    """The run's result: cross-tile de-duplication of ``cells``, the count and the alerts.
+
+    ``cells`` are :func:`run_cells`'s output over ``front.tois``, in any order of tiles;
+    ``cell_timings`` ("cells", "segmentation", ...) join the front's timings.
+    """
+    kept = dedup_across_tiles(list(cells), config.cross_tile_iou, config.tile_size)
+    dcc, alerts = _count(kept, stages, config)
     return AnalysisResult(
-        slide=_slide_info(slide, mpp),
-        device=str(device),
+        slide=front.slide,
+        device=device,
         config=config,
         stages=stages.sources(),
-        timings=timings,
-        roi=roi,
-        tiles=decisions,
-        cells=cells,
+        timings={**front.timings, **(cell_timings or {})},
+        roi=front.roi,
+        tiles=front.tiles,
+        cells=kept,
         dcc=dcc,
         alerts=alerts,
         classifier_classes=stages.classify.classes,
-        notes=notes,
-        segmented_tiles=len(tois),
+        notes=list(front.notes),
+        segmented_tiles=len(front.tois),
     )
 
 
@@ -426,7 +674,7 @@ def _segment_and_classify(
     stages.classify.flush()
     clock["classification"] += time.perf_counter() - t
     report("cells", len(windows), len(windows))
-    return dedup_across_tiles(found, config.cross_tile_iou, config.tile_size), clock
+    return found, clock
 
 
 def _process_batch(

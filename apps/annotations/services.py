@@ -347,6 +347,30 @@ def bulk_create_annotations(
 
 
 @transaction.atomic
+def create_model_run_set(
+    *,
+    slide: Slide,
+    stage: str,
+    user: AbstractBaseUser,
+    items: Sequence[Any],
+    note: str = "",
+) -> AnnotationSet:
+    """A new ``model_run`` set of ``slide`` holding ``items``: all of them, or none.
+
+    Items are validated as any bulk save's (:class:`BulkInvalid` lists the bad ones), without a
+    size limit or a role check: a pipeline run writes it, on behalf of ``user`` who started it.
+    """
+    aset = AnnotationSet.objects.create(
+        slide=slide, stage=stage, source=SetSource.MODEL_RUN, note=note
+    )
+    rows, errors = _clean_items(_Context.of(aset), items)
+    if errors:
+        raise BulkInvalid(errors)
+    insert_new(rows, aset=aset, user=user)
+    return aset
+
+
+@transaction.atomic
 def import_file(
     *,
     aset: AnnotationSet,

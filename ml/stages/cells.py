@@ -56,7 +56,30 @@ class Cell:
     probabilities: np.ndarray | None = None
     review: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, exact: bool = False) -> dict[str, Any]:
+        """JSON-ready; coordinates rounded to 0.1 px and scores to 1e-4 unless ``exact``.
+
+        ``exact`` keeps every float as is (JSON round-trips them bit for bit), for handing cells
+        between processes: cross-tile de-duplication and the reading order compare scores and
+        centroids, so a rounded hand-over could change the result.
+        """
+        if exact:
+            ring = self.polygon.tolist()
+            if len(ring) and ring[0] != ring[-1]:
+                ring.append(ring[0])
+            return {
+                "polygon": ring,
+                "box": [float(v) for v in self.box],
+                "centroid": [float(v) for v in self.centroid],
+                "area_px": float(self.area),
+                "segmentation_score": float(self.score),
+                "tile": list(self.tile),
+                "class": self.label,
+                "probabilities": None
+                if self.probabilities is None
+                else [float(p) for p in self.probabilities],
+                "review": self.review,
+            }
         return {
             "polygon": polygon_to_json([self.polygon])[0],
             "box": [round(float(v), 1) for v in self.box],
@@ -70,6 +93,31 @@ class Cell:
             else [round(float(p), 4) for p in self.probabilities],
             "review": self.review,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Cell:
+        """The cell :meth:`to_dict` wrote (``exact``: the same cell, bit for bit).
+
+        The ring is open again (``to_dict`` closes it), so ``from_dict(c.to_dict())`` has the
+        polygon's original vertex count.
+        """
+        ring = np.asarray(data["polygon"], dtype=np.float64).reshape(-1, 2)
+        if len(ring) > 1 and np.array_equal(ring[0], ring[-1]):
+            ring = ring[:-1]
+        probabilities = data.get("probabilities")
+        return cls(
+            polygon=ring,
+            box=np.asarray(data["box"], dtype=np.float64),
+            centroid=np.asarray(data["centroid"], dtype=np.float64),
+            area=float(data["area_px"]),
+            score=float(data["segmentation_score"]),
+            tile=(int(data["tile"][0]), int(data["tile"][1])),
+            label=data.get("class", UNCLASSIFIED),
+            probabilities=None
+            if probabilities is None
+            else np.asarray(probabilities, dtype=np.float32),
+            review=bool(data.get("review", False)),
+        )
 
 
 @dataclass

@@ -13,9 +13,19 @@ from ml.cards import ModelCardError, Normalisation, save_model
 from ml.classes import DEFAULT_CLASSES, class_keys
 from ml.count import UNCLASSIFIED
 from ml.models.build import build_model
-from ml.pipeline import PipelineConfig, analyse
+from ml.pipeline import (
+    ConfigError,
+    FrontResult,
+    PipelineConfig,
+    analyse,
+    assemble,
+    build_stages,
+    run_cells,
+    run_front,
+)
 from ml.pyramid import build_mosaic_slide
-from ml.stages.cells import NucleatedFilter
+from ml.slide import open_slide
+from ml.stages.cells import Cell, NucleatedFilter
 from tests.ml.data import BCCD_DIR, SLIDES_DIR
 
 KEYS = class_keys(DEFAULT_CLASSES)
@@ -197,3 +207,58 @@ def test_the_geojson_is_a_feature_collection_of_closed_level0_polygons() -> None
         assert np.allclose(ring[:-1], np.round(cell.polygon, 1))
         assert feature["properties"]["objectType"] == "detection"
         assert "classification" not in feature["properties"]  # unclassified, as QuPath writes it
+
+
+def test_a_run_split_into_chunks_through_json_equals_one_run() -> None:
+    """run_front -> run_cells per chunk -> assemble, every hand-over through JSON, as the app does."""
+    path = SLIDES_DIR / "cmu-1-small-region.svs"
+    config = PipelineConfig(tile_size=1200).for_device(torch.device("cpu"))
+    whole = analyse(path, models_dir=None, device="cpu", config=config)
+    stages = build_stages({}, torch.device("cpu"), config)
+    with open_slide(path) as slide:
+        front = FrontResult.from_dict(
+            json.loads(json.dumps(run_front(slide, stages, config).to_dict()))
+        )
+        assert len(front.tois) >= 2  # so the chunks below really split the tiles
+        cells = []
+        for tile in front.tois:
+            chunk = run_cells(slide, stages, config, [tile])
+            cells += [Cell.from_dict(json.loads(json.dumps(c.to_dict(exact=True)))) for c in chunk]
+    result = assemble(front, cells, stages, config, device="cpu")
+    assert len(result.cells) == len(whole.cells) > 0
+    assert [c.to_dict() for c in result.cells] == [c.to_dict() for c in whole.cells]
+    assert [d.to_dict() for d in result.tiles] == [d.to_dict() for d in whole.tiles]
+    assert result.roi.to_dict() == whole.roi.to_dict()
+    assert result.dcc.to_dict() == whole.dcc.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"tile_sise": 800}, "tile_sise"),
+        ({"roi_threshold": 1.5}, "roi_threshold"),
+        ({"tile_size": "big"}, "tile_size"),
+        ({"tile_size": 800.5}, "tile_size"),
+        ({"sam_prompts": "boxes"}, "sam_prompts"),
+        ({"cell_filter": {"min_area": 3}}, "cell_filter.min_area"),
+        ({"classes": ["blast", "dragon"]}, "classes"),
+    ],
+)
+def test_a_bad_config_override_names_its_field(overrides: dict, field: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        PipelineConfig.from_dict(overrides)
+    assert caught.value.field == field
+
+
+def test_a_config_round_trips_through_its_dict() -> None:
+    config = PipelineConfig(tile_size=800, max_tiles=3, cell_filter=NucleatedFilter(min_area_px=10))
+    assert PipelineConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_cells_round_trip_through_their_dict() -> None:
+    result = analyse(SLIDES_DIR / "cmu-1-small-region.svs", models_dir=None, device="cpu")
+    for cell in result.cells[:50]:
+        exact = Cell.from_dict(json.loads(json.dumps(cell.to_dict(exact=True))))
+        assert exact.to_dict(exact=True) == cell.to_dict(exact=True)
+        assert np.array_equal(exact.polygon, cell.polygon)
+        assert Cell.from_dict(cell.to_dict()).to_dict() == cell.to_dict()

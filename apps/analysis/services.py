@@ -1,0 +1,640 @@
+"""Analysis runs: every write, and the three steps a run's tasks take (front, chunk, assemble).
+
+A run's life (see :mod:`apps.analysis.models`):
+
+1. :func:`start_run` validates the slide and the config overrides, stores the full config and
+   queues the front step.
+2. :func:`run_front_step` claims the run, runs ``ml.pipeline.run_front`` (thumbnail, ROI,
+   TOI), stores the decisions, splits the chosen TOIs into chunks and queues one task each.
+3. :func:`run_chunk_step` claims a chunk (conditional update with a lease), runs
+   ``ml.pipeline.run_cells`` on its tiles and records the cells on the chunk row. The last chunk
+   to finish queues the assembly, exactly once (a conditional update on the run).
+4. :func:`assemble_step` de-duplicates and counts (``ml.pipeline.assemble``) and writes the ROI,
+   TOI and cell ``model_run`` sets and the run's outcome in one transaction.
+
+A dead worker's step is taken again when its lease passes (:func:`sweep`, scheduled every
+minute, and the claim queries themselves); a step that keeps failing fails the run with the
+reason. Every change of a run or chunk is pushed to the run's channel group (with Redis).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import tomllib
+from collections.abc import Iterable
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+import numpy as np
+import shapely
+import torch
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from apps.annotations.errors import BulkInvalid
+from apps.annotations.models import Stage, TileLabel
+from apps.annotations.services import create_model_run_set, ensure_label_schema
+from apps.slides.models import Slide, SlideStatus
+from ml.agreement.shapes import to_geometries
+from ml.cards import ModelCardError
+from ml.count import UNCLASSIFIED
+from ml.geometry import Tile, polygon_to_json
+from ml.pipeline import (
+    AnalysisResult,
+    ConfigError,
+    FrontResult,
+    PipelineConfig,
+    Stages,
+    assemble,
+    run_cells,
+    run_front,
+)
+from ml.slide import SlideOpenError, SlideReadError, open_slide
+from ml.stages.cells import Cell
+
+from . import runtime, selectors
+from .errors import InvalidConfig, RunFailure, RunFinished, SlideNotReady
+from .models import TRANSITIONS, AnalysisChunk, AnalysisRun, ChunkStatus, RunStatus
+
+log = logging.getLogger(__name__)
+
+#: Errors that repeat on every attempt: the run fails at once, with their message.
+PERMANENT_ERRORS = (ModelCardError, SlideOpenError, SlideReadError, ConfigError, RunFailure)
+#: Progress is written (and pushed) at most this often per step, and at every stage's end.
+PROGRESS_INTERVAL_S = 0.25
+
+
+# -- starting, cancelling, retrying ---------------------------------------------------------
+
+
+@transaction.atomic
+def start_run(
+    *,
+    slide: Slide,
+    user: AbstractBaseUser,
+    overrides: dict[str, Any] | None = None,
+    retry_of: AnalysisRun | None = None,
+) -> AnalysisRun:
+    """Queue a run of ``slide`` with ``overrides`` over the default :class:`PipelineConfig`.
+
+    Raises :class:`SlideNotReady` for a pending or failed slide, :class:`InvalidConfig` naming
+    the field for an unknown key or a bad value.
+    """
+    if slide.status != SlideStatus.READY:
+        reason = f": {slide.error}" if slide.error else ""
+        raise SlideNotReady(f"the slide is {slide.status}{reason}", slide_status=slide.status)
+    overrides = {} if overrides is None else overrides
+    config = _config(slide, overrides)
+    run = AnalysisRun.objects.create(
+        slide=slide,
+        created_by=user,
+        retry_of=retry_of,
+        config=config.to_dict(),
+        overrides=overrides,
+        chunk_size=settings.ANALYSIS_CHUNK_SIZE,
+        slide_sha256=slide.sha256,
+        software_version=software_version(),
+    )
+    _enqueue("run_front", run.pk)
+    return run
+
+
+def _config(slide: Slide, overrides: Any) -> PipelineConfig:
+    if not isinstance(overrides, dict):
+        raise InvalidConfig("config must be an object of pipeline settings", field="config")
+    grid = slide.project.toi_tile_size
+    try:
+        config = PipelineConfig.from_dict({"tile_size": grid, **overrides})
+    except ConfigError as exc:
+        raise InvalidConfig(exc.message, field=exc.field) from exc
+    if config.tile_size != grid:
+        # The run's TOI set must line up with the annotators' tiles of the same project.
+        raise InvalidConfig(
+            f"tile_size must be the project's TOI grid ({grid} px), not {config.tile_size}",
+            field="tile_size",
+        )
+    return config
+
+
+def retry_run(*, run: AnalysisRun, user: AbstractBaseUser) -> AnalysisRun:
+    """A new run with the same slide and overrides (a finished run is never edited)."""
+    if not run.finished:
+        raise RunFinished(f"run {run.pk} is still {run.status}; cancel it first", status=run.status)
+    return start_run(slide=run.slide, user=user, overrides=run.overrides, retry_of=run)
+
+
+@transaction.atomic
+def cancel_run(*, run: AnalysisRun, user: AbstractBaseUser) -> AnalysisRun:
+    """Stop ``run``: chunks not yet started are skipped; it says "cancelled by <user>"."""
+    moved = _move(
+        run.pk,
+        RunStatus.CANCELLED,
+        error=f"cancelled by {user.get_username()}",
+        cancel_requested_by=user,
+        finished_at=timezone.now(),
+    )
+    run.refresh_from_db()
+    if not moved:
+        raise RunFinished(f"run {run.pk} is already {run.status}", status=run.status)
+    AnalysisChunk.objects.filter(run=run, status=ChunkStatus.QUEUED).update(
+        status=ChunkStatus.SKIPPED
+    )
+    transaction.on_commit(lambda: publish(run.pk))
+    return run
+
+
+# -- the state machine ----------------------------------------------------------------------
+
+
+def _move(run_id: int, to: str, **fields: Any) -> bool:
+    """Move a run to ``to`` if the state machine allows it from its current status."""
+    sources = [status for status, targets in TRANSITIONS.items() if to in targets]
+    return bool(
+        AnalysisRun.objects.filter(pk=run_id, status__in=sources).update(status=to, **fields)
+    )
+
+
+def _update_running(run_id: int, **fields: Any) -> bool:
+    """Change a running run; a finished run is refused (False), as the database would."""
+    return bool(AnalysisRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(**fields))
+
+
+def _fail(run_id: int, reason: str) -> None:
+    log.warning("analysis %s failed: %s", run_id, reason)
+    if _move(run_id, RunStatus.FAILED, error=reason, finished_at=timezone.now()):
+        AnalysisChunk.objects.filter(run_id=run_id, status=ChunkStatus.QUEUED).update(
+            status=ChunkStatus.SKIPPED
+        )
+    publish(run_id)
+
+
+def _reason(exc: Exception, step: str) -> str:
+    if isinstance(exc, BulkInvalid):  # the pipeline wrote a shape the annotation store refuses
+        first = "; ".join(f"item {e['index']}: {e['detail']}" for e in exc.errors[:3])
+        return f"the {step} could not store its shapes: {exc.message} ({first})"
+    if isinstance(exc, PERMANENT_ERRORS):
+        return str(exc) if isinstance(exc, ModelCardError) else getattr(exc, "message", str(exc))
+    log.exception("analysis %s: unexpected error", step)
+    return f"unexpected error in the {step}: {exc}"
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.ANALYSIS_LEASE_S)
+
+
+# -- step 1: front --------------------------------------------------------------------------
+
+
+def run_front_step(run_id: int) -> None:
+    """Claim the run, decide ROI and TOIs, and queue its chunks. A claimed-elsewhere run is left."""
+    run = _claim_front(run_id)
+    if run is None:
+        return
+    if run.front_attempts > settings.ANALYSIS_MAX_ATTEMPTS:
+        _fail(
+            run_id,
+            f"the front stages were started {run.front_attempts - 1} times and never finished",
+        )
+        return
+    try:
+        chunk_ids = _front(run)
+    except Exception as exc:  # recorded on the run; the traceback is logged
+        _fail(run_id, _reason(exc, "front stages (thumbnail, ROI, TOI)"))
+        return
+    publish(run_id)
+    for chunk_id in chunk_ids:
+        _enqueue("run_chunk", chunk_id)
+    if not chunk_ids:
+        _maybe_assemble(run_id)
+
+
+def _claim_front(run_id: int) -> AnalysisRun | None:
+    now = timezone.now()
+    claimable = Q(status=RunStatus.QUEUED) | Q(
+        status=RunStatus.RUNNING, front__isnull=True, lease_expires__lt=now
+    )
+    claimed = (
+        AnalysisRun.objects.filter(claimable, pk=run_id)
+        .filter(cancel_requested_by__isnull=True)
+        .update(
+            status=RunStatus.RUNNING,
+            started_at=Coalesce(F("started_at"), now),
+            lease_expires=now + _lease(),
+            front_attempts=F("front_attempts") + 1,
+        )
+    )
+    return AnalysisRun.objects.select_related("slide").get(pk=run_id) if claimed else None
+
+
+def _front(run: AnalysisRun) -> list[int]:
+    stages, config = runtime.stages_for(PipelineConfig.from_dict(run.config))
+    _update_running(run.pk, models_used=models_used(stages), device=str(runtime.device()))
+    with open_slide(run.slide.viewable_file) as slide:
+        front = run_front(slide, stages, config, progress=_RunProgress(run.pk))
+    return _store_front(run, front)
+
+
+@transaction.atomic
+def _store_front(run: AnalysisRun, front: FrontResult) -> list[int]:
+    locked = AnalysisRun.objects.select_for_update().get(pk=run.pk)
+    if locked.status != RunStatus.RUNNING or locked.front is not None:
+        return []  # cancelled meanwhile, or another worker's retry got there first
+    progress = dict(locked.progress)
+    progress["cells"] = progress["classes"] = {"done": 0, "total": len(front.tois)}
+    _update_running(
+        run.pk,
+        front=front.to_dict(),
+        progress=progress,
+        timings={**locked.timings, **front.timings},
+        lease_expires=None,
+    )
+    size = max(1, run.chunk_size)
+    chunks = AnalysisChunk.objects.bulk_create(
+        AnalysisChunk(run=run, index=i, tiles=[_tile_dict(t) for t in front.tois[s : s + size]])
+        for i, s in enumerate(range(0, len(front.tois), size))
+    )
+    return [c.pk for c in chunks]
+
+
+def _tile_dict(tile: Tile) -> dict[str, int]:
+    return {"col": tile.col, "row": tile.row, "x": tile.x, "y": tile.y, "w": tile.w, "h": tile.h}
+
+
+class _RunProgress:
+    """The front step's ``progress(stage, done, total)``: throttled writes of ``run.progress``.
+
+    Each write also extends the run's lease: a front step that still reports is alive.
+    """
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.stages: dict[str, dict[str, int]] = {}
+        self.last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        self.stages[stage] = {"done": done, "total": total}
+        now = time.monotonic()
+        if done < total and now - self.last < PROGRESS_INTERVAL_S:
+            return
+        self.last = now
+        _update_running(
+            self.run_id,
+            progress=dict(self.stages),
+            lease_expires=timezone.now() + _lease(),
+        )
+        publish(self.run_id)
+
+
+def models_used(stages: Stages) -> dict[str, dict[str, Any]]:
+    """Per stage: the card's name, architecture and weights sha256, or ``baseline`` and its id."""
+    out: dict[str, dict[str, Any]] = {}
+    tasks = {"roi": "roi", "toi": "toi", "cells": "cell_segmentation"}
+    tasks["classification"] = "cell_classification"
+    for stage, source in stages.sources().items():
+        card = stages.cards.get(tasks[stage])
+        if source.kind == "model" and card is not None:
+            out[stage] = {
+                "kind": "model",
+                "name": card.name,
+                "architecture": card.architecture,
+                "weights_sha256": card.weights_sha256,
+            }
+        else:
+            out[stage] = {"kind": "baseline", "name": source.name}
+    return out
+
+
+@cache
+def software_version() -> str:
+    """``bmadcc <version>; torch <version>``, from pyproject.toml (the app is not installed)."""
+    with open(settings.BASE_DIR / "pyproject.toml", "rb") as f:
+        version = tomllib.load(f)["project"]["version"]
+    return f"bmadcc {version}; torch {torch.__version__}"
+
+
+# -- step 2: chunks -------------------------------------------------------------------------
+
+
+def run_chunk_step(chunk_id: int) -> None:
+    """Claim a chunk, segment and classify its tiles, record the cells; the last one assembles."""
+    chunk = _claim_chunk(chunk_id)
+    if chunk is None:
+        return
+    run = chunk.run
+    if run.status != RunStatus.RUNNING:  # cancelled or failed since the chunk was queued
+        AnalysisChunk.objects.filter(pk=chunk_id).update(status=ChunkStatus.SKIPPED)
+        return
+    if chunk.attempts > settings.ANALYSIS_MAX_ATTEMPTS:
+        _chunk_failed(chunk, "its worker stopped before finishing (the lease expired)")
+        return
+    try:
+        cells, timings = _cells(run, chunk)
+    except Exception as exc:  # recorded on the chunk and the run; the traceback is logged
+        _chunk_failed(
+            chunk, _reason(exc, f"chunk {chunk.index}"), permanent=isinstance(exc, PERMANENT_ERRORS)
+        )
+        return
+    recorded = AnalysisChunk.objects.filter(
+        pk=chunk_id, status=ChunkStatus.RUNNING, worker=chunk.worker
+    ).update(
+        status=ChunkStatus.DONE,
+        result=[c.to_dict(exact=True) for c in cells],
+        cells_found=len(cells),
+        tiles_done=len(chunk.tiles),
+        timings=timings,
+        error="",
+        lease_expires=None,
+        finished_at=timezone.now(),
+    )
+    publish(run.pk)
+    if recorded:
+        _maybe_assemble(run.pk)
+
+
+def _claim_chunk(chunk_id: int) -> AnalysisChunk | None:
+    """Take a queued chunk, or one whose worker's lease expired (that worker died)."""
+    now = timezone.now()
+    me = runtime.worker_id()
+    claimable = Q(status=ChunkStatus.QUEUED) | Q(status=ChunkStatus.RUNNING, lease_expires__lt=now)
+    claimed = AnalysisChunk.objects.filter(claimable, pk=chunk_id).update(
+        status=ChunkStatus.RUNNING,
+        worker=me,
+        lease_expires=now + _lease(),
+        attempts=F("attempts") + 1,
+        tiles_done=0,
+        cells_found=0,
+        started_at=now,
+    )
+    if not claimed:
+        return None
+    chunk = AnalysisChunk.objects.select_related("run__slide").get(pk=chunk_id)
+    # Ours until the lease passes, so this read-modify-write is safe.
+    chunk.workers = [*chunk.workers, me]
+    chunk.save(update_fields=["workers"])
+    return chunk
+
+
+def _cells(run: AnalysisRun, chunk: AnalysisChunk) -> tuple[list[Cell], dict[str, float]]:
+    stages, config = runtime.stages_for(PipelineConfig.from_dict(run.config))
+    tiles = [Tile(**t) for t in chunk.tiles]
+    clock: dict[str, float] = {}
+    started = time.perf_counter()
+    with open_slide(run.slide.viewable_file) as slide:
+        cells = run_cells(slide, stages, config, tiles, progress=_ChunkProgress(chunk), clock=clock)
+    clock["cells"] = time.perf_counter() - started
+    return cells, clock
+
+
+class _ChunkProgress:
+    """A chunk's ``progress("cells", done, total)``: throttled, and extends the chunk's lease."""
+
+    def __init__(self, chunk: AnalysisChunk) -> None:
+        self.chunk = chunk
+        self.last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == 0 or done >= total or now - self.last < PROGRESS_INTERVAL_S:
+            return  # the start says nothing new; the end is recorded with the result
+        self.last = now
+        AnalysisChunk.objects.filter(
+            pk=self.chunk.pk, status=ChunkStatus.RUNNING, worker=self.chunk.worker
+        ).update(tiles_done=done, lease_expires=timezone.now() + _lease())
+        publish(self.chunk.run_id)
+
+
+def _chunk_failed(chunk: AnalysisChunk, reason: str, *, permanent: bool = True) -> None:
+    tiles = ", ".join(f"({t['col']}, {t['row']})" for t in chunk.tiles)
+    if permanent or chunk.attempts >= settings.ANALYSIS_MAX_ATTEMPTS:
+        AnalysisChunk.objects.filter(pk=chunk.pk).update(
+            status=ChunkStatus.FAILED, error=reason, lease_expires=None, finished_at=timezone.now()
+        )
+        tries = "" if permanent else f" after {chunk.attempts} attempts"
+        _fail(chunk.run_id, f"chunk {chunk.index} (tiles {tiles}) failed{tries}: {reason}")
+        return
+    AnalysisChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.RUNNING).update(
+        status=ChunkStatus.QUEUED, error=reason, lease_expires=None
+    )
+    _enqueue("run_chunk", chunk.pk)
+
+
+def _maybe_assemble(run_id: int) -> None:
+    """Queue the assembly once every chunk is done; the conditional update makes it once."""
+    if AnalysisChunk.objects.filter(run_id=run_id).exclude(status=ChunkStatus.DONE).exists():
+        return
+    now = timezone.now()
+    if _claim_assembly(run_id, Q(assemble_started_at__isnull=True), now):
+        _enqueue("assemble", run_id)
+
+
+def _claim_assembly(run_id: int, condition: Q, now) -> bool:
+    return bool(
+        AnalysisRun.objects.filter(condition, pk=run_id, status=RunStatus.RUNNING)
+        .exclude(front__isnull=True)
+        .update(assemble_started_at=now, lease_expires=now + _lease())
+    )
+
+
+# -- step 3: assemble -----------------------------------------------------------------------
+
+
+def assemble_step(run_id: int) -> None:
+    """Count the run's cells and write its sets and outcome in one transaction."""
+    run = AnalysisRun.objects.select_related("slide__project", "created_by").get(pk=run_id)
+    if run.status != RunStatus.RUNNING or run.cell_set_id is not None:
+        return
+    started = time.perf_counter()
+    try:
+        result = _assembled(run)
+        _write_result(run, result, started)
+    except Exception as exc:  # recorded on the run; the traceback is logged
+        _fail(run_id, _reason(exc, "assembly"))
+        return
+    publish(run_id)
+
+
+def _assembled(run: AnalysisRun) -> AnalysisResult:
+    stages, config = runtime.stages_for(PipelineConfig.from_dict(run.config))
+    chunks = list(run.chunks.order_by("index").values_list("result", "timings"))
+    cells = [Cell.from_dict(d) for result, _ in chunks for d in result or []]
+    timings: dict[str, float] = {}
+    for _, chunk_timings in chunks:
+        for key, seconds in (chunk_timings or {}).items():
+            timings[key] = timings.get(key, 0.0) + seconds
+    front = FrontResult.from_dict(run.front or {})
+    return assemble(front, cells, stages, config, device=run.device, cell_timings=timings)
+
+
+@transaction.atomic
+def _write_result(run: AnalysisRun, result: AnalysisResult, started: float) -> None:
+    locked = AnalysisRun.objects.select_for_update().get(pk=run.pk)
+    if locked.status != RunStatus.RUNNING or locked.cell_set_id is not None:
+        return  # cancelled meanwhile, or a retried assembly already wrote it
+    slide, user = run.slide, run.created_by
+    if user is None:
+        raise RunFailure("the account that started the run was deleted; retry the run")
+    ensure_label_schema(project=slide.project)
+    note = f"analysis run {run.pk}"
+    roi_set = create_model_run_set(
+        slide=slide, stage=Stage.ROI, user=user, note=note, items=_roi_items(result)
+    )
+    toi_set = create_model_run_set(
+        slide=slide, stage=Stage.TOI, user=user, note=note, items=_toi_items(result)
+    )
+    cell_set = create_model_run_set(
+        slide=slide, stage=Stage.CELL, user=user, note=note, items=_cell_items(result)
+    )
+    out = result.to_dict()
+    now = timezone.now()
+    timings = {k: round(v, 3) for k, v in result.timings.items()}
+    timings["assemble"] = round(time.perf_counter() - started, 3)
+    if locked.started_at is not None:
+        timings["total"] = round((now - locked.started_at).total_seconds(), 3)
+    summary = {k: out[k] for k in ("count", "alerts", "notes", "review_count", "throughput")}
+    summary["cells"] = len(result.cells)
+    summary["classifier_classes"] = out["classifier_classes"]
+    moved = _move(
+        run.pk,
+        RunStatus.DONE,
+        roi_set=roi_set,
+        toi_set=toi_set,
+        cell_set=cell_set,
+        summary=summary,
+        timings={**locked.timings, **timings},
+        lease_expires=None,
+        finished_at=now,
+    )
+    if not moved:
+        raise RunFinished(f"run {run.pk} stopped while its result was written")
+
+
+def _storable(coordinates: list[list[list[list[float]]]]) -> list[dict[str, Any]]:
+    """GeoJSON Polygons the annotation store accepts.
+
+    A traced mask whose pixels touch only at a corner gives a pinched (self-touching) ring,
+    which the store refuses; it is repaired by the one repair rule
+    (:func:`ml.agreement.shapes.to_geometries`) and its largest part kept, rounded to 0.1 px.
+    """
+    out = []
+    for rings in coordinates:
+        if shapely.Polygon(rings[0], rings[1:]).is_valid:
+            out.append({"type": "Polygon", "coordinates": rings})
+            continue
+        (repaired,) = to_geometries([{"type": "Polygon", "coordinates": rings}])
+        parts = getattr(repaired, "geoms", [repaired])
+        largest = max((g for g in parts if g.geom_type == "Polygon"), key=lambda g: g.area)
+        ring_arrays = [np.asarray(largest.exterior.coords)]
+        ring_arrays += [np.asarray(h.coords) for h in largest.interiors]
+        out.append({"type": "Polygon", "coordinates": polygon_to_json(ring_arrays)})
+    return out
+
+
+def _roi_items(result: AnalysisResult) -> list[dict[str, Any]]:
+    geometries = _storable([polygon_to_json(p) for p in result.roi.polygons])
+    return [{"geometry": g} for g in geometries]
+
+
+def _toi_items(result: AnalysisResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "tile_col": d.tile.col,
+            "tile_row": d.tile.row,
+            "label": TileLabel.TOI if d.keep else TileLabel.NON_TOI,
+            "probabilities": {"score": round(d.score, 4), "roi_fraction": round(d.roi_fraction, 4)},
+        }
+        for d in result.tiles
+    ]
+
+
+def _cell_items(result: AnalysisResult) -> list[dict[str, Any]]:
+    """Cells with their class ("" when no classifier ran), probabilities and review flag.
+
+    ``probabilities`` is ``{"classes": {key: p}, "review": bool}`` (the classifier's classes),
+    or ``None`` when no classifier is installed.
+    """
+    classes = result.classifier_classes or ()
+    records = [cell.to_dict() for cell in result.cells]
+    geometries = _storable([[r["polygon"]] for r in records])
+    items = []
+    for cell, record, geometry in zip(result.cells, records, geometries, strict=True):
+        probabilities = None
+        if record["probabilities"] is not None:
+            by_class = dict(zip(classes, record["probabilities"], strict=True))
+            probabilities = {"classes": by_class, "review": cell.review}
+        items.append(
+            {
+                "geometry": geometry,
+                "label": "" if cell.label == UNCLASSIFIED else cell.label,
+                "probabilities": probabilities,
+            }
+        )
+    return items
+
+
+# -- faults: expired leases -----------------------------------------------------------------
+
+
+def sweep() -> int:
+    """Queue again every step whose worker's lease passed; returns how many were queued.
+
+    Runs every minute (a django-q2 schedule). The claims repeat the lease check, so a step
+    queued twice still runs once.
+    """
+    now = timezone.now()
+    queued = 0
+    for chunk_id in AnalysisChunk.objects.filter(
+        status=ChunkStatus.RUNNING, lease_expires__lt=now, run__status=RunStatus.RUNNING
+    ).values_list("pk", flat=True):
+        _enqueue("run_chunk", chunk_id)
+        queued += 1
+    stale_front = Q(status=RunStatus.RUNNING, front__isnull=True, lease_expires__lt=now)
+    lost_front = Q(status=RunStatus.QUEUED, created_at__lt=now - _lease())
+    for run_id in AnalysisRun.objects.filter(stale_front | lost_front).values_list("pk", flat=True):
+        _enqueue("run_front", run_id)
+        queued += 1
+    stale_assembly = Q(assemble_started_at__isnull=False, lease_expires__lt=now)
+    for run_id in AnalysisRun.objects.filter(stale_assembly, status=RunStatus.RUNNING).values_list(
+        "pk", flat=True
+    ):
+        if _claim_assembly(run_id, stale_assembly, now):
+            _enqueue("assemble", run_id)
+            queued += 1
+    return queued
+
+
+# -- queue and push -------------------------------------------------------------------------
+
+
+def _enqueue(task: str, object_id: int) -> None:
+    """Queue ``apps.analysis.tasks.<task>(object_id)`` once the current transaction commits."""
+    from django_q.tasks import async_task
+
+    transaction.on_commit(
+        lambda: async_task(
+            f"apps.analysis.tasks.{task}", object_id, task_name=f"analysis-{task}-{object_id}"
+        )
+    )
+
+
+def publish(run_id: int) -> None:
+    """Push the run's state to its websocket group (Redis only; without it consumers poll)."""
+    if not settings.ANALYSIS_PUSH:
+        return
+    from channels.layers import get_channel_layer
+
+    state = selectors.run_state(AnalysisRun.objects.get(pk=run_id))
+    async_to_sync(get_channel_layer().group_send)(
+        selectors.group_name(run_id), {"type": "run.state", "state": state}
+    )
+
+
+def chunk_workers(run: AnalysisRun) -> Iterable[str]:
+    """Every worker id that claimed a chunk of ``run`` (for the operator and the tests)."""
+    return sorted({w for ws in run.chunks.values_list("workers", flat=True) for w in ws})
