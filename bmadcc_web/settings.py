@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "apps.annotations",
     "apps.agreement",
     "apps.analysis",
+    "apps.reports",
 ]
 
 MIDDLEWARE = [

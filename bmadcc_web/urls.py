@@ -9,6 +9,7 @@ api_patterns = [
     path("", include("apps.annotations.api.urls")),
     path("", include("apps.agreement.api.urls")),
     path("", include("apps.analysis.api.urls")),
+    path("", include("apps.reports.api.urls")),
 ]
 
 urlpatterns = [

@@ -16,7 +16,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.accounts.api.base import projects_of
-from apps.annotations.selectors import is_privileged, visible_sets
+from apps.accounts.roles import is_reviewer_or_admin as is_privileged
+from apps.annotations.selectors import visible_sets
 
 from .models import AnalysisChunk, AnalysisRun, ChunkStatus, RunStatus
 
