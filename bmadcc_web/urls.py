@@ -22,4 +22,5 @@ urlpatterns = [
     path("", include("apps.slides.urls")),
     path("", include("apps.annotations.urls")),
     path("", include("apps.agreement.urls")),
+    path("", include("apps.reports.urls")),
 ]

@@ -211,14 +211,14 @@ def test_the_database_refuses_a_direct_write_to_a_signed_report(
 
 
 def test_a_change_behind_the_apps_back_invalidates_the_signature(
-    finished_run, reviewer, as_user
+    finished_run, reviewer, as_user, client
 ) -> None:
     from django.db import connection
 
     from apps.reports.models import ReportVersion
 
-    client = as_user(reviewer)
-    signed(client, finished_run, reviewer)
+    api = as_user(reviewer)
+    signed(api, finished_run, reviewer)
     version = ReportVersion.objects.get(report__run=finished_run)
     # Someone with database superuser rights drops the guard and edits a cell.
     with connection.cursor() as cursor:
@@ -231,8 +231,9 @@ def test_a_change_behind_the_apps_back_invalidates_the_signature(
             "(SELECT MIN(id) FROM annotations_annotation WHERE set_id = %s AND label != 'monocyte')",
             [version.review_set_id],
         )
-    body = client.get(report_url(finished_run)).json()
+    body = api.get(report_url(finished_run)).json()
     assert body["signature"]["valid"] is False
+    client.force_login(reviewer)
     page = client.get(f"/analyses/{finished_run.pk}/report/")
     assert b"signature invalid" in page.content
 
