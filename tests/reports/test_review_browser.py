@@ -1,0 +1,127 @@
+"""Review, sign-off and amendment of a real run's report in a real browser (Debian chromium)."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.reports.models import ReportVersion
+from tests.browser import *  # noqa: F403
+from tests.browser import login
+from tests.conftest import ARTIFACTS
+from tests.reports.conftest import REVIEWER_PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def flushable(transactional_db):
+    """The live-server test database is flushed after the test, and the guards of migration 0002
+    refuse to delete a signed report: lift them to flush here, then put them back."""
+    yield
+    from importlib import import_module
+
+    from django.core.management import call_command
+    from django.db import connection
+
+    guards = import_module("apps.reports.migrations.0002_signed_reports_are_immutable")
+    with connection.schema_editor() as editor:
+        guards.unguard(None, editor)
+    call_command("flush", interactive=False, verbosity=0)
+    with connection.schema_editor() as editor:
+        guards.guard(None, editor)
+
+
+def remaining(page) -> int:
+    return int(page.inner_text("#review .remaining"))
+
+
+def wait_remaining(page, n: int) -> None:
+    page.wait_for_function(
+        f"() => document.querySelector('#review .remaining').textContent === '{n}'",
+        timeout=20_000,
+    )
+
+
+def myeloblasts(page) -> int:
+    return int(page.inner_text('tr[data-key="myeloblast"] .count'))
+
+
+def reclassify_first_to_myeloblast(page) -> None:
+    """Press the myeloblast hotkey on the first cell that is not one; the DCC row goes up."""
+    page.wait_for_selector(".gallery figure")
+    captions = page.locator(".gallery figcaption").all_inner_texts()
+    index = next(i for i, c in enumerate(captions) if not c.startswith("Myeloblast"))
+    page.locator(".gallery figure").nth(index).click()
+    before = myeloblasts(page)
+    page.keyboard.press("m")
+    page.wait_for_function(
+        f"() => document.querySelector('tr[data-key=\"myeloblast\"] .count').textContent"
+        f" === '{before + 1}'",
+        timeout=20_000,
+    )
+
+
+def test_a_reviewer_reviews_every_flagged_cell_signs_and_amends(
+    browser_page, live_server, finished_run, reviewer
+) -> None:
+    reviewer.first_name, reviewer.last_name = "Rosa", "Pathologist"
+    reviewer.save()
+    page = browser_page
+    login(page, live_server, "reviewer", REVIEWER_PASSWORD)
+    page.goto(f"{live_server.url}/analyses/{finished_run.pk}/report/")
+    page.wait_for_selector(".gallery figure")
+    assert page.inner_text(".groups button.active").startswith("Needs review")
+    left = remaining(page)
+    assert left == finished_run.summary["review_count"] > 0
+
+    reclassify_first_to_myeloblast(page)
+    left -= 1
+    wait_remaining(page, left)
+    page.locator(".gallery figure").first.click()
+    while left:
+        unlooked = page.locator(".gallery figure:not(.looked)")
+        if unlooked.count() == 0:
+            page.click("#review .next")
+            page.wait_for_function("() => document.querySelector('.gallery figure:not(.looked)')")
+            page.locator(".gallery figure:not(.looked)").first.click()
+            continue
+        if "selected" not in (
+            page.locator(".gallery figure.selected").get_attribute("class") or ""
+        ) or ("looked" in (page.locator(".gallery figure.selected").get_attribute("class") or "")):
+            unlooked.first.click()
+        page.keyboard.press("Enter")
+        left -= 1
+        wait_remaining(page, left)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report-reviewed.png"), full_page=False)
+
+    page.fill(".sign-form input[name=password]", REVIEWER_PASSWORD)
+    page.click(".sign-form button[type=submit]")
+    page.wait_for_selector(".signature.valid", timeout=20_000)
+    assert "Rosa Pathologist" in page.inner_text(".signature")
+    assert "reviewed and approved as final report" in page.inner_text(".signature")
+    # An edit of the signed report, sent by hand, is refused.
+    cell = ReportVersion.objects.get(report__run=finished_run).review_set.annotations.first()
+    status = page.evaluate(
+        """async ([url, version]) => {
+            const token = document.cookie.match(/csrftoken=([^;]+)/)[1];
+            const r = await fetch(url, {method: "POST", credentials: "same-origin",
+              headers: {"Content-Type": "application/json", "X-CSRFToken": token},
+              body: JSON.stringify({label: "monocyte", version})});
+            return r.status; }""",
+        [f"/api/analyses/{finished_run.pk}/report/cells/{cell.pk}/reclassify/", cell.version],
+    )
+    assert status == 409
+
+    page.fill(".amend-form input[name=reason]", "one more myeloblast on re-examination")
+    page.click(".amend-form button[type=submit]")
+    page.wait_for_selector("#review .gallery figure", timeout=20_000)
+    assert "AMENDED" in page.inner_text(".report-status")
+    reclassify_first_to_myeloblast(page)
+    page.fill(".sign-form input[name=password]", REVIEWER_PASSWORD)
+    page.click(".sign-form button[type=submit]")
+    page.wait_for_selector(".signature.valid", timeout=20_000)
+    assert "amended, signed" in page.inner_text(".report-status")
+    page.goto(f"{live_server.url}/analyses/{finished_run.pk}/report/?version=1")
+    assert "superseded by amendment 2" in page.inner_text(".report-status")
+    assert page.locator(".signature.valid").count() == 1
