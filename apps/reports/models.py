@@ -125,3 +125,26 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.username} at {self.at:%Y-%m-%d %H:%M:%S %Z}"
+
+
+class ManualCount(models.Model):
+    """One user's manual differential of one slide on glass, keyed in on the counter page.
+
+    ``sequence`` is every class key in the order it was pressed (undo removes the last); the
+    counts are derived from it, so they can never disagree.
+    """
+
+    slide = models.ForeignKey(
+        "slides.Slide", on_delete=models.CASCADE, related_name="manual_counts"
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    sequence = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["slide", "user"], name="one_manual_count_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"manual count of slide {self.slide_id} by {self.user_id} ({len(self.sequence)})"

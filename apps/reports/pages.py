@@ -55,3 +55,31 @@ def context(version: ReportVersion) -> dict[str, Any]:
         "hotkeys": hotkeys,
         "hotkeys_json": json.dumps(hotkeys),
     }
+
+
+def comparison_context(version: ReportVersion, user) -> dict[str, Any] | None:
+    """The manual-count comparison for ``user`` (``None`` when they have no manual count)."""
+    from . import charts, manual
+    from .document import run_classes
+
+    run = version.report.run
+    sequence = manual.counter_of(run.slide, user)
+    if not sequence:
+        return None
+    doc = report_body(version)["document"]
+    auto = {r["key"]: r["count"] for r in doc["dcc"]["rows"]}
+    figures = manual.comparison(auto, sequence, run_classes(run))
+    names = [doc["classes"][k]["name"] for k in figures["keys"]]
+    ba = figures["bland_altman"] or {}
+    return {
+        "figures": figures,
+        "regression": charts.regression(figures["auto_percent"], figures["manual_percent"], names),
+        "bland_altman": charts.bland_altman_plot(
+            figures["auto_percent"],
+            figures["manual_percent"],
+            names,
+            ba.get("mean_diff"),
+            ba.get("lower"),
+            ba.get("upper"),
+        ),
+    }

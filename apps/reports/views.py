@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -38,6 +40,7 @@ def report_page(request: HttpRequest, run_id: int) -> HttpResponse:
     version = _version(request, run_id)
     ctx = pages.context(version)
     ctx["can_sign"] = is_reviewer_or_admin(request.user, version.report.run.slide.project_id)
+    ctx["comparison"] = pages.comparison_context(version, request.user)
     return render(request, "reports/report.html", ctx)
 
 
@@ -58,3 +61,27 @@ def report_pdf(request: HttpRequest, run_id: int) -> HttpResponse:
 def report_fhir(request: HttpRequest, run_id: int) -> JsonResponse:
     version = _version(request, run_id)
     return JsonResponse(fhir.diagnostic_report(version), json_dumps_params={"indent": 1})
+
+
+@login_required
+def counter_page(request: HttpRequest, slide_id: int) -> HttpResponse:
+    """The keypad counter for a manual differential of ``slide`` on glass."""
+    from apps.annotations.models import LabelClass
+    from apps.slides.selectors import visible_slide_or_404
+
+    from . import manual
+
+    slide = visible_slide_or_404(request.user, slide_id)
+    classes = list(
+        LabelClass.objects.filter(project_id=slide.project_id, retired=False)
+        .order_by("order", "id")
+        .values("key", "name", "hotkey", "counted")
+    )
+    ctx = {
+        "slide": slide,
+        "classes": classes,
+        "classes_json": json.dumps(classes),
+        "sequence_json": json.dumps(manual.counter_of(slide, request.user)),
+        "milestones": json.dumps(manual.MILESTONES),
+    }
+    return render(request, "reports/counter.html", ctx)

@@ -12,4 +12,6 @@ urlpatterns = [
     path(f"{base}amend/", views.amend, name="report-amend"),
     path(f"{base}audit/", views.audit, name="report-audit"),
     path(f"{base}audit.csv", views.audit, {"fmt": "csv"}, name="report-audit-csv"),
+    path(f"{base}comparison/", views.comparison, name="report-comparison"),
+    path("slides/<int:slide_id>/manual-count/", views.manual_count, name="manual-count"),
 ]

@@ -180,3 +180,37 @@ def _json(value) -> str:
     import json
 
     return json.dumps(value, sort_keys=True)
+
+
+def _slide(request, slide_id: int):
+    from apps.slides.selectors import visible_slide_or_404
+
+    return visible_slide_or_404(request.user, slide_id)
+
+
+@api_view(["GET", "PUT"])
+@_guarded
+def manual_count(request: Request, slide_id: int) -> Response:
+    """The requesting user's manual count of a slide: ``{"sequence": [class keys]}``."""
+    from .. import manual
+
+    slide = _slide(request, slide_id)
+    if request.method == "PUT":
+        manual.save_counter(slide=slide, user=request.user, sequence=request.data.get("sequence"))
+    sequence = manual.counter_of(slide, request.user)
+    return Response({"slide": slide.pk, "sequence": sequence, "total": len(sequence)})
+
+
+@api_view(["GET"])
+@_guarded
+def comparison(request: Request, run_id: int) -> Response:
+    """The current version's count against the requesting user's manual count of the slide."""
+    from .. import manual
+    from ..document import run_classes
+
+    version = _version(report_for(request, run_id), request.query_params.get("version"))
+    doc = selectors.report_body(version)["document"]
+    auto = {r["key"]: r["count"] for r in doc["dcc"]["rows"]}
+    run = version.report.run
+    sequence = manual.counter_of(run.slide, request.user)
+    return Response(manual.comparison(auto, sequence, run_classes(run)))
