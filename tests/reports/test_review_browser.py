@@ -125,3 +125,43 @@ def test_a_reviewer_reviews_every_flagged_cell_signs_and_amends(
     page.goto(f"{live_server.url}/analyses/{finished_run.pk}/report/?version=1")
     assert "superseded by amendment 2" in page.inner_text(".report-status")
     assert page.locator(".signature.valid").count() == 1
+
+
+def test_a_manual_count_keyed_to_300_is_compared_with_the_report(
+    browser_page, live_server, finished_run, reviewer, django_user_model
+) -> None:
+    from apps.annotations.models import LabelClass
+    from ml.metrics import lins_ccc, pearson_r
+    from tests.reports.test_manual_count import manual_sequence, percents
+
+    page = browser_page
+    login(page, live_server, "reviewer", REVIEWER_PASSWORD)
+    page.goto(f"{live_server.url}/analyses/{finished_run.pk}/report/")
+    rows = [
+        {"key": key, "count": int(page.inner_text(f'tr[data-key="{key}"] .count'))}
+        for key in page.locator("table.dcc tr[data-key]").evaluate_all(
+            "rows => rows.map(r => r.dataset.key)"
+        )
+    ]
+    sequence = manual_sequence(rows)
+    hotkey = dict(
+        LabelClass.objects.filter(project=finished_run.slide.project).values_list("key", "hotkey")
+    )
+    page.goto(f"{live_server.url}/slides/{finished_run.slide_id}/manual-count/")
+    cues = []
+    for i, key in enumerate(["myeloblast", *sequence]):
+        page.keyboard.press(hotkey[key])
+        if i == 0:
+            page.keyboard.press("Backspace")  # a slip, undone
+            assert page.inner_text("#counter .total") == "0"
+        elif i in (100, 200, 300):
+            cues.append(page.inner_text("#counter .cue"))
+    assert cues == ["100 cells", "200 cells", "300 cells"]
+    assert page.inner_text("#counter .total") == "300"
+    page.wait_for_function("() => document.getElementById('counter').dataset.saved === '300'")
+
+    page.goto(f"{live_server.url}/analyses/{finished_run.pk}/report/")
+    auto = percents({r["key"]: r["count"] for r in rows})
+    manual = percents({k: sequence.count(k) for k in set(sequence)})
+    assert page.inner_text("#comparison .r") == f"{pearson_r(auto, manual):.4f}"
+    assert page.inner_text("#comparison .ccc") == f"{lins_ccc(auto, manual):.4f}"
