@@ -37,27 +37,33 @@ def cell_rows(version: ReportVersion) -> list[tuple[int, str, int, dict | None]]
     )
 
 
-def needs_review(probabilities: dict | None) -> bool:
-    """The run's flag for a cell (top class probability below the review threshold)."""
-    return bool(probabilities and probabilities.get("review"))
+def flagged_ids(version: ReportVersion) -> set[int]:
+    """Ids of the review set's live cells that need review: the one test of it.
 
-
-def top_probability(probabilities: dict | None) -> float | None:
-    if not probabilities or not probabilities.get("classes"):
-        return None
-    return max(probabilities["classes"].values())
+    The run flags a cell (``probabilities["review"]``) when its top class probability is below
+    :data:`ml.count.REVIEW_THRESHOLD`; read with a JSON lookup in the database, so the report
+    never parses 5,000 probability maps."""
+    return set(
+        version.review_set.annotations.filter(
+            is_deleted=False, probabilities__review=True
+        ).values_list("id", flat=True)
+    )
 
 
 def report_document(version: ReportVersion) -> dict[str, Any]:
     """The content of ``version`` as the report, its PDF and its FHIR form show it."""
     run = version.report.run
-    rows = cell_rows(version)
+    rows = list(
+        version.review_set.annotations.filter(is_deleted=False)
+        .order_by("id")
+        .values_list("id", "label", "version")
+    )
     classes = run_classes(run)
-    dcc = differential_count([label or UNCLASSIFIED for _, label, _, _ in rows], classes)
-    flagged = {pk for pk, _, _, p in rows if needs_review(p)}
+    dcc = differential_count([label or UNCLASSIFIED for _, label, _ in rows], classes)
+    flagged = flagged_ids(version)
     looked = set(version.marks.values_list("annotation_id", flat=True))
     remaining = len(flagged - looked)
-    present = {label for _, label, _, _ in rows if label}
+    present = {label for _, label, _ in rows if label}
     return {
         "schema": SCHEMA,
         "run": run.pk,
@@ -159,10 +165,10 @@ def _provenance(run) -> dict[str, Any]:
     }
 
 
-def _cells_digest(rows: list[tuple[int, str, int, dict | None]]) -> str:
+def _cells_digest(rows: list[tuple[int, str, int]]) -> str:
     """SHA-256 over every cell's (id, label, version): a swap of two labels changes it."""
     digest = hashlib.sha256()
-    for pk, label, ver, _ in rows:
+    for pk, label, ver in rows:
         digest.update(f"{pk}\t{label}\t{ver}\n".encode())
     return digest.hexdigest()
 

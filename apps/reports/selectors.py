@@ -15,7 +15,7 @@ from apps.analysis.models import AnalysisRun
 from apps.analysis.selectors import sees_output, visible_runs
 from ml.geometry import square_box
 
-from .document import cell_rows, content_sha256, needs_review, report_document, run_classes
+from .document import cell_rows, content_sha256, flagged_ids, report_document, run_classes
 from .models import AuditEntry, Report, ReportVersion
 
 #: Crops per gallery page (the page loads them lazily).
@@ -109,9 +109,10 @@ def gallery(version: ReportVersion, *, group: str | None, page: int) -> dict[str
     """
     rows = cell_rows(version)
     looked = dict(version.marks.values_list("annotation_id", "action"))
+    flagged = flagged_ids(version)
     groups: dict[str, list[tuple]] = {}
     for row in rows:
-        key = NEEDS_REVIEW if needs_review(row[3]) else (row[1] or "unclassified")
+        key = NEEDS_REVIEW if row[0] in flagged else (row[1] or "unclassified")
         groups.setdefault(key, []).append(row)
     names = {c.key: c.name for c in run_classes(version.report.run)}
     order = sorted(groups, key=lambda k: (k != NEEDS_REVIEW, -len(groups[k]), k))

@@ -37,6 +37,10 @@ def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline_output(classifier_dir: Path) -> dict[str, Any]:
+    return load_pipeline_output(classifier_dir)
+
+
+def load_pipeline_output(classifier_dir: Path) -> dict[str, Any]:
     """The run's cells (as the analysis app stores them), summary and models, cached."""
     weights = sorted(p.read_bytes() for p in classifier_dir.glob("**/*") if p.is_file())
     key = hashlib.sha256(b"".join(weights) + json.dumps(CONFIG).encode()).hexdigest()[:16]
@@ -70,6 +74,11 @@ def pipeline_output(classifier_dir: Path) -> dict[str, Any]:
 @pytest.fixture
 def finished_run(pipeline_output, project, slide, member):
     """A done :class:`AnalysisRun` of ``slide`` with its classified cells, started by ``member``."""
+    return store_run(pipeline_output, project=project, slide=slide, user=member)
+
+
+def store_run(pipeline_output: dict[str, Any], *, project, slide, user):
+    """Store the pipeline's output as a done run, as the analysis app's assembly does."""
     from django.utils import timezone
 
     from apps.analysis.models import AnalysisRun, RunStatus
@@ -79,13 +88,13 @@ def finished_run(pipeline_output, project, slide, member):
 
     ensure_label_schema(project=project)
     cell_set = create_model_run_set(
-        slide=slide, stage=Stage.CELL, user=member, items=pipeline_output["items"]
+        slide=slide, stage=Stage.CELL, user=user, items=pipeline_output["items"]
     )
     now = timezone.now()
     return AnalysisRun.objects.create(
         slide=slide,
         status=RunStatus.DONE,
-        created_by=member,
+        created_by=user,
         config=pipeline_output["config"],
         chunk_size=1,
         slide_sha256=slide.sha256,
