@@ -170,3 +170,26 @@ def _outlines(version: ReportVersion, ids: list[int]) -> dict[int, list[list[flo
 
 def audit_rows(report: Report) -> list[AuditEntry]:
     return list(report.audit.order_by("at", "id"))
+
+
+def slide_runs(user, slide_id: int) -> list[dict[str, Any]]:
+    """The slide's runs that ``user`` sees, newest first: id, status, and whether signed
+    (the latest version of its report), for the lists that name a run."""
+    runs = list(visible_runs(user).filter(slide_id=slide_id).order_by("-created_at", "-id"))
+    latest = {}
+    for version in ReportVersion.objects.filter(report__run__in=runs).order_by("number"):
+        latest[version.report_id] = version
+    reports = dict(Report.objects.filter(run__in=runs).values_list("run_id", "id"))
+    out = []
+    for run in runs:
+        version = latest.get(reports.get(run.pk))
+        out.append(
+            {
+                "id": run.pk,
+                "status": run.status,
+                "created_at": run.created_at,
+                "signed": bool(version and version.is_signed),
+                "version": version.number if version else None,
+            }
+        )
+    return out

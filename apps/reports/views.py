@@ -41,6 +41,7 @@ def report_page(request: HttpRequest, run_id: int) -> HttpResponse:
     ctx = pages.context(version)
     ctx["can_sign"] = is_reviewer_or_admin(request.user, version.report.run.slide.project_id)
     ctx["comparison"] = pages.comparison_context(version, request.user)
+    ctx["slide_runs"] = selectors.slide_runs(request.user, version.report.run.slide_id)
     return render(request, "reports/report.html", ctx)
 
 

@@ -47,6 +47,8 @@ def test_the_signed_pdf_renders_and_names_the_signer(
     client.force_login(reviewer)
     page = client.get(f"/analyses/{finished_run.pk}/report/").content.decode()
     assert "Rosa Pathologist" in page and "signature valid" in page
+    assert f'<tr data-run="{finished_run.pk}" class="this-run">' in page
+    assert "signed (version 1)" in page
     response = client.get(f"/analyses/{finished_run.pk}/report.pdf")
     assert response["Content-Type"] == "application/pdf"
     pdf = tmp_path / "report.pdf"

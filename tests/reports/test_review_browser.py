@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from apps.reports.models import ReportVersion
@@ -21,11 +23,20 @@ def flushable(transactional_db):
     from importlib import import_module
 
     from django.core.management import call_command
-    from django.db import connection
+    from django.db import OperationalError, connection
 
     guards = import_module("apps.reports.migrations.0002_signed_reports_are_immutable")
-    with connection.schema_editor() as editor:
-        guards.unguard(None, editor)
+    # The live server may still be answering the page's last lazy crop requests, which holds
+    # SQLite's shared-cache lock for a moment: retry the schema change until it is free.
+    for attempt in range(20):
+        try:
+            with connection.schema_editor() as editor:
+                guards.unguard(None, editor)
+            break
+        except OperationalError:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
     call_command("flush", interactive=False, verbosity=0)
     with connection.schema_editor() as editor:
         guards.guard(None, editor)
