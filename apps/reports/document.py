@@ -68,7 +68,7 @@ def report_document(version: ReportVersion) -> dict[str, Any]:
         "schema": SCHEMA,
         "run": run.pk,
         "version": version.number,
-        "supersedes": version.supersedes.number if version.supersedes_id else None,
+        "supersedes": version.supersedes.number if version.supersedes else None,
         "amendment_reason": version.reason,
         "slide": {"id": run.slide_id, "name": run.slide.name, "sha256": run.slide_sha256},
         "dcc": dcc.to_dict(),

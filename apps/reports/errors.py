@@ -1,18 +1,13 @@
-"""Errors of reports: plain classes with a message (shown verbatim) and data; the API maps each
-class to one status code (api/views.py, ``error_response``)."""
+"""Errors of reports: :class:`apps.core.errors.AppError` subclasses with a message (shown
+verbatim) and data; ``bmadcc_web.exception_handler`` maps each class to one status code."""
 
 from __future__ import annotations
 
-from typing import Any
+from apps.core.errors import AppError
 
 
-class ReportError(Exception):
+class ReportError(AppError):
     """Base class; ``message`` is shown to the user verbatim, ``data`` joins the answer."""
-
-    def __init__(self, message: str, **data: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.data = data
 
 
 class RunNotDone(ReportError):

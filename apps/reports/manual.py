@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from apps.annotations.selectors import active_label_keys
@@ -26,13 +26,13 @@ PUBLISHED = {"case_r": 0.9438, "case_ccc": 0.9401, "average": 0.8}
 MILESTONES = (100, 200, 300)
 
 
-def counter_of(slide, user: AbstractBaseUser) -> list[str]:
+def counter_of(slide, user: User) -> list[str]:
     found = ManualCount.objects.filter(slide=slide, user=user).first()
     return list(found.sequence) if found else []
 
 
 @transaction.atomic
-def save_counter(*, slide, user: AbstractBaseUser, sequence: Any) -> ManualCount:
+def save_counter(*, slide, user: User, sequence: Any) -> ManualCount:
     """Store ``sequence`` (class keys in pressed order) as ``user``'s count of ``slide``."""
     if not isinstance(sequence, list) or not all(isinstance(k, str) for k in sequence):
         raise InvalidInput("sequence must be a list of class keys", field="sequence")

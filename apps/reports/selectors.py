@@ -39,7 +39,8 @@ def versions_of(report: Report) -> list[ReportVersion]:
 
 
 def current_version(report: Report) -> ReportVersion:
-    return report.versions.order_by("-number").first()
+    """The newest version; every report has version 1 from its creation on."""
+    return report.versions.order_by("-number")[:1].get()
 
 
 def version_of(report: Report, number: int) -> ReportVersion | None:
@@ -65,7 +66,7 @@ def signature_of(version: ReportVersion, document: dict[str, Any]) -> Signature 
         return None
     return Signature(
         name=version.signer_name,
-        at=version.signed_at.isoformat(),
+        at=version.signed_at.isoformat() if version.signed_at else "",
         time_zone=version.signer_time_zone,
         meaning=version.meaning,
         sha256=version.signed_sha256,
@@ -117,7 +118,7 @@ def gallery(version: ReportVersion, *, group: str | None, page: int) -> dict[str
     names = {c.key: c.name for c in run_classes(version.report.run)}
     order = sorted(groups, key=lambda k: (k != NEEDS_REVIEW, -len(groups[k]), k))
     chosen = group if group is not None else (order[0] if order else None)
-    members = sorted(groups.get(chosen, []), key=lambda r: (_top(r[3]), r[0]))
+    members = sorted(groups.get(chosen, []) if chosen else [], key=lambda r: (_top(r[3]), r[0]))
     start = (page - 1) * PAGE_SIZE
     shown = members[start : start + PAGE_SIZE]
     outlines = _outlines(version, [r[0] for r in shown])
@@ -177,12 +178,13 @@ def slide_runs(user, slide_id: int) -> list[dict[str, Any]]:
     (the latest version of its report), for the lists that name a run."""
     runs = list(visible_runs(user).filter(slide_id=slide_id).order_by("-created_at", "-id"))
     latest = {}
-    for version in ReportVersion.objects.filter(report__run__in=runs).order_by("number"):
-        latest[version.report_id] = version
+    for each in ReportVersion.objects.filter(report__run__in=runs).order_by("number"):
+        latest[each.report_id] = each
     reports = dict(Report.objects.filter(run__in=runs).values_list("run_id", "id"))
     out = []
     for run in runs:
-        version = latest.get(reports.get(run.pk))
+        report_id = reports.get(run.pk)
+        version = latest.get(report_id) if report_id is not None else None
         out.append(
             {
                 "id": run.pk,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -66,15 +66,13 @@ def check_unsigned(version: ReportVersion) -> None:
         )
 
 
-def check_signer(user: AbstractBaseUser, run: AnalysisRun) -> None:
+def check_signer(user: User, run: AnalysisRun) -> None:
     """Only a reviewer or admin of the run's project reviews, signs and amends (403)."""
     if not is_reviewer_or_admin(user, run.slide.project_id):
         raise NotSigner("only the project's reviewers and admins review and sign reports")
 
 
-def audit(
-    *, version: ReportVersion, user: AbstractBaseUser, action: str, **detail: Any
-) -> AuditEntry:
+def audit(*, version: ReportVersion, user: User, action: str, **detail: Any) -> AuditEntry:
     return AuditEntry.objects.create(
         report_id=version.report_id,
         version_number=version.number,
@@ -86,12 +84,12 @@ def audit(
 
 
 @transaction.atomic
-def ensure_report(*, run: AnalysisRun, user: AbstractBaseUser) -> Report:
+def ensure_report(*, run: AnalysisRun, user: User) -> Report:
     """The run's report, made with version 1 (a copy of the run's cells) on first use."""
     existing = Report.objects.filter(run=run).first()
     if existing is not None:
         return existing
-    if run.status != RunStatus.DONE or run.cell_set_id is None:
+    if run.status != RunStatus.DONE or run.cell_set is None:
         raise RunNotDone(f"run {run.pk} is {run.status}; only a finished run has a report")
     try:
         with transaction.atomic():
@@ -112,7 +110,7 @@ def _new_version(
     *,
     number: int,
     source: AnnotationSet,
-    user: AbstractBaseUser,
+    user: User,
     reason: str,
     supersedes: ReportVersion | None = None,
 ) -> ReportVersion:
@@ -158,7 +156,7 @@ def _cell_of(version: ReportVersion, annotation_id: Any):
     return cell
 
 
-def _mark(version: ReportVersion, annotation_id: int, user: AbstractBaseUser, action: str) -> None:
+def _mark(version: ReportVersion, annotation_id: int, user: User, action: str) -> None:
     ReviewMark.objects.update_or_create(
         version=version, annotation_id=annotation_id, defaults={"user": user, "action": action}
     )
@@ -170,7 +168,7 @@ def reclassify(
     annotation_id: Any,
     label: Any,
     cell_version: Any,
-    user: AbstractBaseUser,
+    user: User,
 ):
     """Give a cell of ``version`` a new class; returns the edited annotation.
 
@@ -209,7 +207,7 @@ def _reclassify(version: ReportVersion, pk: int, label: str, cell_version: Any, 
 
 
 @transaction.atomic
-def confirm(*, version: ReportVersion, annotation_id: Any, user: AbstractBaseUser) -> None:
+def confirm(*, version: ReportVersion, annotation_id: Any, user: User) -> None:
     """Mark a cell as looked at with its class kept."""
     check_signer(user, version.report.run)
     locked = ReportVersion.objects.select_for_update().get(pk=version.pk)
@@ -219,7 +217,7 @@ def confirm(*, version: ReportVersion, annotation_id: Any, user: AbstractBaseUse
     audit(version=locked, user=user, action=AuditAction.CONFIRMED, cell=cell.pk, label=cell.label)
 
 
-def sign(*, version: ReportVersion, user: AbstractBaseUser, password: Any) -> ReportVersion:
+def sign(*, version: ReportVersion, user: User, password: Any) -> ReportVersion:
     """Sign ``version`` with the signed-in account plus its password, re-entered now.
 
     A wrong password records a failed-attempt audit entry and nothing else (403). Cells that
@@ -233,7 +231,7 @@ def sign(*, version: ReportVersion, user: AbstractBaseUser, password: Any) -> Re
 
 
 @transaction.atomic
-def _sign(version: ReportVersion, user: AbstractBaseUser) -> ReportVersion:
+def _sign(version: ReportVersion, user: User) -> ReportVersion:
     locked = (
         ReportVersion.objects.select_for_update().select_related("report__run").get(pk=version.pk)
     )
@@ -258,16 +256,17 @@ def _sign(version: ReportVersion, user: AbstractBaseUser) -> ReportVersion:
 
 
 @transaction.atomic
-def start_amendment(*, report: Report, user: AbstractBaseUser, reason: Any) -> ReportVersion:
+def start_amendment(*, report: Report, user: User, reason: Any) -> ReportVersion:
     """A new version after the latest, signed one; its review set starts from that version's."""
     check_signer(user, report.run)
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInput("an amendment needs a reason", field="reason")
-    latest = ReportVersion.objects.select_for_update().filter(report=report).last()
-    if not latest.is_signed:
-        raise NotSignedYet(
-            f"version {latest.number} is not signed yet; edit it instead of amending"
-        )
+    latest = (
+        ReportVersion.objects.select_for_update().filter(report=report).order_by("number").last()
+    )
+    if latest is None or not latest.is_signed:
+        number = latest.number if latest is not None else 1
+        raise NotSignedYet(f"version {number} is not signed yet; edit it instead of amending")
     version = _new_version(
         report,
         number=latest.number + 1,

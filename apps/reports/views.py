@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 
+from apps.accounts.auth import acting_user
 from apps.accounts.roles import is_reviewer_or_admin
 
 from . import fhir, pages, selectors, services
@@ -21,7 +22,7 @@ def _version(request: HttpRequest, run_id: int) -> ReportVersion:
     if run is None:
         raise Http404("No such analysis run.")
     try:
-        report = services.ensure_report(run=run, user=request.user)
+        report = services.ensure_report(run=run, user=acting_user(request))
     except ReportError as exc:
         raise Http404(exc.message) from exc
     number = request.GET.get("version", "")
@@ -82,7 +83,7 @@ def counter_page(request: HttpRequest, slide_id: int) -> HttpResponse:
         "slide": slide,
         "classes": classes,
         "classes_json": json.dumps(classes),
-        "sequence_json": json.dumps(manual.counter_of(slide, request.user)),
+        "sequence_json": json.dumps(manual.counter_of(slide, acting_user(request))),
         "milestones": json.dumps(manual.MILESTONES),
     }
     return render(request, "reports/counter.html", ctx)

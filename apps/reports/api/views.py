@@ -1,7 +1,7 @@
 """The report API under /api/analyses/<run>/report/: thin views over the selectors and services.
 
 An outsider (or a user blinded to the run's output) gets 404 on everything; errors map to status
-codes in :func:`error_response`, the one place.
+codes in ``bmadcc_web.exception_handler``, the one place.
 """
 
 from __future__ import annotations
@@ -15,33 +15,13 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.annotations.api.base import error_response as annotation_error
-from apps.annotations.errors import AnnotationError
+from apps.accounts.auth import acting_user
 
 from .. import selectors, services
 from ..errors import (
     InvalidInput,
-    NotSignedYet,
-    NotSigner,
-    ReportError,
-    ReportSigned,
-    ReviewIncomplete,
-    RunNotDone,
-    WrongPassword,
 )
 from ..models import Report, ReportVersion
-
-
-def error_response(exc: ReportError) -> Response:
-    """The one mapping from report errors to HTTP answers."""
-    code = status.HTTP_400_BAD_REQUEST
-    if isinstance(exc, ReportSigned | ReviewIncomplete | RunNotDone | NotSignedYet):
-        code = status.HTTP_409_CONFLICT
-    elif isinstance(exc, WrongPassword | NotSigner):
-        code = status.HTTP_403_FORBIDDEN
-    elif isinstance(exc, InvalidInput):
-        code = status.HTTP_400_BAD_REQUEST
-    return Response({"detail": exc.message, **exc.data}, status=code)
 
 
 def report_for(request, run_id: int) -> Report:
@@ -49,7 +29,7 @@ def report_for(request, run_id: int) -> Report:
     run = selectors.visible_run(request.user, run_id)
     if run is None:
         raise Http404("No such analysis run.")
-    return services.ensure_report(run=run, user=request.user)
+    return services.ensure_report(run=run, user=acting_user(request))
 
 
 def _version(report: Report, number: str | None) -> ReportVersion:
@@ -61,24 +41,7 @@ def _version(report: Report, number: str | None) -> ReportVersion:
     return version
 
 
-def _guarded(view):
-    """Report and annotation errors become their status codes."""
-
-    def wrapper(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except ReportError as exc:
-            return error_response(exc)
-        except AnnotationError as exc:
-            return annotation_error(exc)
-
-    wrapper.__name__ = view.__name__
-    wrapper.__doc__ = view.__doc__
-    return wrapper
-
-
 @api_view(["GET"])
-@_guarded
 def report(request: Request, run_id: int) -> Response:
     """The current version (or ``?version=N``): the canonical document, signature, status."""
     version = _version(report_for(request, run_id), request.query_params.get("version"))
@@ -86,7 +49,6 @@ def report(request: Request, run_id: int) -> Response:
 
 
 @api_view(["GET"])
-@_guarded
 def cells(request: Request, run_id: int) -> Response:
     """One page of the review gallery: ``?group=<class key|needs_review>&page=N``."""
     version = _version(report_for(request, run_id), request.query_params.get("version"))
@@ -99,7 +61,6 @@ def cells(request: Request, run_id: int) -> Response:
 
 
 @api_view(["POST"])
-@_guarded
 def reclassify(request: Request, run_id: int, cell_id: int) -> Response:
     """``{"label", "version"}``: a new class for a cell of the current version; the new DCC."""
     version = selectors.current_version(report_for(request, run_id))
@@ -108,39 +69,36 @@ def reclassify(request: Request, run_id: int, cell_id: int) -> Response:
         annotation_id=cell_id,
         label=request.data.get("label"),
         cell_version=request.data.get("version"),
-        user=request.user,
+        user=acting_user(request),
     )
     body = selectors.report_body(version)
     return Response({"cell": {"id": cell.pk, "label": cell.label, "version": cell.version}} | body)
 
 
 @api_view(["POST"])
-@_guarded
 def confirm(request: Request, run_id: int, cell_id: int) -> Response:
     """The cell's class is right: mark it looked at."""
     version = selectors.current_version(report_for(request, run_id))
-    services.confirm(version=version, annotation_id=cell_id, user=request.user)
+    services.confirm(version=version, annotation_id=cell_id, user=acting_user(request))
     return Response({"review": selectors.report_body(version)["document"]["review"]})
 
 
 @api_view(["POST"])
-@_guarded
 def sign(request: Request, run_id: int) -> Response:
     """``{"password"}``: sign the current version as the signed-in user."""
     version = selectors.current_version(report_for(request, run_id))
     signed = services.sign(
-        version=version, user=request.user, password=request.data.get("password")
+        version=version, user=acting_user(request), password=request.data.get("password")
     )
     return Response(selectors.report_body(signed))
 
 
 @api_view(["POST"])
-@_guarded
 def amend(request: Request, run_id: int) -> Response:
     """``{"reason"}``: start an amendment of the signed current version."""
     report = report_for(request, run_id)
     version = services.start_amendment(
-        report=report, user=request.user, reason=request.data.get("reason")
+        report=report, user=acting_user(request), reason=request.data.get("reason")
     )
     return Response(selectors.report_body(version), status=status.HTTP_201_CREATED)
 
@@ -149,11 +107,10 @@ AUDIT_COLUMNS = ("at", "version", "user", "action", "detail")
 
 
 @api_view(["GET"])
-@_guarded
 def audit(request: Request, run_id: int, fmt: str = "json") -> Response | HttpResponse:
     """The report's audit log (reviewers and admins), JSON or CSV (``audit.csv``)."""
     report = report_for(request, run_id)
-    services.check_signer(request.user, report.run)
+    services.check_signer(acting_user(request), report.run)
     rows = [
         {
             "at": e.at.isoformat(),
@@ -189,20 +146,20 @@ def _slide(request, slide_id: int):
 
 
 @api_view(["GET", "PUT"])
-@_guarded
 def manual_count(request: Request, slide_id: int) -> Response:
     """The requesting user's manual count of a slide: ``{"sequence": [class keys]}``."""
     from .. import manual
 
     slide = _slide(request, slide_id)
     if request.method == "PUT":
-        manual.save_counter(slide=slide, user=request.user, sequence=request.data.get("sequence"))
-    sequence = manual.counter_of(slide, request.user)
+        manual.save_counter(
+            slide=slide, user=acting_user(request), sequence=request.data.get("sequence")
+        )
+    sequence = manual.counter_of(slide, acting_user(request))
     return Response({"slide": slide.pk, "sequence": sequence, "total": len(sequence)})
 
 
 @api_view(["GET"])
-@_guarded
 def comparison(request: Request, run_id: int) -> Response:
     """The current version's count against the requesting user's manual count of the slide."""
     from .. import manual
@@ -212,5 +169,5 @@ def comparison(request: Request, run_id: int) -> Response:
     doc = selectors.report_body(version)["document"]
     auto = {r["key"]: r["count"] for r in doc["dcc"]["rows"]}
     run = version.report.run
-    sequence = manual.counter_of(run.slide, request.user)
+    sequence = manual.counter_of(run.slide, acting_user(request))
     return Response(manual.comparison(auto, sequence, run_classes(run)))
