@@ -22,6 +22,7 @@ from apps.annotations.api.serializers import AnnotationSerializer
 from apps.annotations.models import Annotation
 from apps.core.errors import AppError
 from apps.exports import errors as export_errors
+from apps.reports import errors as report_errors
 from apps.slides import errors as slide_errors
 
 #: Error class -> HTTP status. A class not listed answers as its nearest listed base class.
@@ -55,6 +56,15 @@ STATUS: dict[type[AppError], int] = {
     export_errors.ExportRequestError: status.HTTP_400_BAD_REQUEST,
     export_errors.NotAllowed: status.HTTP_403_FORBIDDEN,
     export_errors.NotDownloadable: status.HTTP_409_CONFLICT,
+    # reports
+    report_errors.ReportError: status.HTTP_400_BAD_REQUEST,
+    report_errors.InvalidInput: status.HTTP_400_BAD_REQUEST,
+    report_errors.WrongPassword: status.HTTP_403_FORBIDDEN,
+    report_errors.NotSigner: status.HTTP_403_FORBIDDEN,
+    report_errors.RunNotDone: status.HTTP_409_CONFLICT,
+    report_errors.ReportSigned: status.HTTP_409_CONFLICT,
+    report_errors.ReviewIncomplete: status.HTTP_409_CONFLICT,
+    report_errors.NotSignedYet: status.HTTP_409_CONFLICT,
     # slides
     slide_errors.SlideError: status.HTTP_422_UNPROCESSABLE_ENTITY,
     slide_errors.NotAFile: status.HTTP_400_BAD_REQUEST,

@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "apps.analysis",
     "apps.registry",
     "apps.exports",
+    "apps.reports",
 ]
 
 MIDDLEWARE = [

@@ -10,6 +10,7 @@ api_patterns = [
     path("", include("apps.agreement.api.urls")),
     path("", include("apps.analysis.api.urls")),
     path("", include("apps.exports.api.urls")),
+    path("", include("apps.reports.api.urls")),
 ]
 
 urlpatterns = [
@@ -22,4 +23,5 @@ urlpatterns = [
     path("", include("apps.slides.urls")),
     path("", include("apps.annotations.urls")),
     path("", include("apps.agreement.urls")),
+    path("", include("apps.reports.urls")),
 ]
