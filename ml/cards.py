@@ -100,6 +100,7 @@ class ModelCard:
             "architecture": self.architecture,
             "card": str(self.path),
             "weights": self.weights.name,
+            "weights_sha256": self.weights_sha256,
             "provenance": self.provenance,
         }
 

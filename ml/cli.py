@@ -46,6 +46,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--max-tiles", type=int, default=None, help="segment only the N best-scoring TOIs"
     )
+    run.add_argument(
+        "--lite-medsam-cells",
+        action="store_true",
+        help="segment cells with a lite_medsam card's box prompts (default: the classical "
+        "segmenter, which scored higher on BCCD)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_train_commands(commands)
     install = commands.add_parser(
@@ -107,7 +113,9 @@ def run_analyse(args: argparse.Namespace) -> int:
             models_dir=args.models,
             device=args.device,
             progress=progress,
-            config=PipelineConfig(max_tiles=args.max_tiles),
+            config=PipelineConfig(
+                max_tiles=args.max_tiles, lite_medsam_cells=args.lite_medsam_cells
+            ),
         )
     except (ModelCardError, SlideOpenError, SlideReadError, DeviceError, FileNotFoundError) as exc:
         bars.close()
@@ -117,6 +125,12 @@ def run_analyse(args: argparse.Namespace) -> int:
     _write_json(args.out, result.to_dict())
     if args.geojson is not None:
         _write_json(args.geojson, result.to_geojson())
+    for stage, source in result.stages.items():
+        sha = source.detail.get("weights_sha256") if source.kind == "model" else None
+        print(
+            f"{stage}: {source.kind} {source.name}" + (f" sha256 {sha}" if sha else ""),
+            file=sys.stderr,
+        )
     counted = result.dcc.total_counted
     print(
         f"{len(result.cells)} cells, {counted} counted; result written to {args.out}",

