@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh runtime
+scripts/debian.sh runtime
 source scripts/env.sh
 export DEBUG=${DEBUG:-false}
 PY=.venv/bin/python

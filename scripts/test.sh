@@ -5,17 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
-# Debian packages the tests need: chromium (browser tests), poppler (pdftoppm/pdftotext read the
-# report PDFs back) and pango (WeasyPrint renders them).
-need=""
-[ -x /usr/bin/chromium ] || need="$need chromium"
-[ -x /usr/bin/pdftoppm ] || need="$need poppler-utils"
-ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0 || need="$need libpango-1.0-0 libpangoft2-1.0-0"
-if [ -n "$need" ]; then
-  echo "==> installing Debian packages:$need"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $need >/dev/null
-fi
+scripts/debian.sh dev
 source scripts/env.sh
 export DEBUG=false
 # Jobs run in-process in tests (django-q2 sync mode), through the same task functions.
