@@ -29,9 +29,8 @@ def _encode(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-_ANNOTATION_COLUMNS = (
-    "id",
-    "set",
+#: The validated fields :func:`insert_new` takes per row (a copy of a set carries these).
+ROW_FIELDS = (
     "geometry",
     "label",
     "tile_col",
@@ -42,6 +41,11 @@ _ANNOTATION_COLUMNS = (
     "max_y",
     "area_px",
     "probabilities",
+)
+_ANNOTATION_COLUMNS = (
+    "id",
+    "set",
+    *ROW_FIELDS,
     "version",
     "is_deleted",
     "created_by",
@@ -54,8 +58,8 @@ _EVENT_COLUMNS = ("annotation", "user", "at", "action", "before", "after", "vers
 def insert_new(rows: Sequence[dict[str, Any]], *, aset: AnnotationSet, user: User) -> list[int]:
     """Insert new annotations (version 1) and one create event each; returns their ids.
 
-    ``rows`` hold validated model fields: geometry, label, tile_col, tile_row, min_x, min_y,
-    max_x, max_y, area_px, probabilities. Must run inside the caller's transaction.
+    ``rows`` hold the validated model fields of :data:`ROW_FIELDS`. Must run inside the
+    caller's transaction.
     """
     if connection.vendor == "postgresql" and len(rows) >= COPY_MIN_ROWS:
         return _copy_in(rows, aset, user)

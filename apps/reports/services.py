@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from apps.accounts.roles import is_reviewer_or_admin
 from apps.analysis.models import AnalysisRun, RunStatus
-from apps.annotations.fast_insert import insert_new
+from apps.annotations.fast_insert import ROW_FIELDS, insert_new
 from apps.annotations.models import AnnotationSet, SetSource, Stage
 from apps.annotations.selectors import active_label_keys
 from apps.annotations.services import update_annotation
@@ -40,19 +40,6 @@ from .models import (
     Report,
     ReportVersion,
     ReviewMark,
-)
-
-_COPIED = (
-    "geometry",
-    "label",
-    "tile_col",
-    "tile_row",
-    "min_x",
-    "min_y",
-    "max_x",
-    "max_y",
-    "area_px",
-    "probabilities",
 )
 
 
@@ -122,8 +109,10 @@ def _new_version(
         source=SetSource.MODEL_RUN,
         note=f"review of analysis run {report.run_id}, report version {number}",
     )
-    rows = list(source.annotations.filter(is_deleted=False).order_by("id").values("id", *_COPIED))
-    new_ids = insert_new([{k: r[k] for k in _COPIED} for r in rows], aset=review_set, user=user)
+    rows = list(
+        source.annotations.filter(is_deleted=False).order_by("id").values("id", *ROW_FIELDS)
+    )
+    new_ids = insert_new([{k: r[k] for k in ROW_FIELDS} for r in rows], aset=review_set, user=user)
     version = ReportVersion.objects.create(
         report=report,
         number=number,

@@ -100,25 +100,32 @@ def assemble_sam(
             window_size=window_size,
             out_chans=prompt_embed_dim,
         ),
-        prompt_encoder=PromptEncoder(
-            embed_dim=prompt_embed_dim,
-            image_embedding_size=(embedding_size, embedding_size),
-            input_image_size=(img_size, img_size),
-            mask_in_chans=16,
-        ),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(
-                depth=2,
-                embedding_dim=prompt_embed_dim,
-                mlp_dim=decoder_mlp_dim,
-                num_heads=decoder_num_heads,
-            ),
-            transformer_dim=prompt_embed_dim,
-            iou_head_depth=3,
-            iou_head_hidden_dim=prompt_embed_dim,
-        ),
+        prompt_encoder=build_prompt_encoder(prompt_embed_dim, img_size, embedding_size),
+        mask_decoder=build_mask_decoder(prompt_embed_dim, decoder_mlp_dim, decoder_num_heads),
         pixel_mean=list(SAM_PIXEL_MEAN),
         pixel_std=list(SAM_PIXEL_STD),
     )
     return sam.eval()
+
+
+def build_prompt_encoder(embed_dim: int, img_size: int, embedding_size: int) -> PromptEncoder:
+    """SAM's prompt encoder for ``img_size`` px inputs and an ``embedding_size`` square grid."""
+    return PromptEncoder(
+        embed_dim=embed_dim,
+        image_embedding_size=(embedding_size, embedding_size),
+        input_image_size=(img_size, img_size),
+        mask_in_chans=16,
+    )
+
+
+def build_mask_decoder(embed_dim: int, mlp_dim: int, num_heads: int) -> MaskDecoder:
+    """SAM's mask decoder (three multimask outputs), as ``segment_anything.build_sam`` wires it."""
+    return MaskDecoder(
+        num_multimask_outputs=3,
+        transformer=TwoWayTransformer(
+            depth=2, embedding_dim=embed_dim, mlp_dim=mlp_dim, num_heads=num_heads
+        ),
+        transformer_dim=embed_dim,
+        iou_head_depth=3,
+        iou_head_hidden_dim=embed_dim,
+    )

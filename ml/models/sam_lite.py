@@ -18,7 +18,9 @@ scaling. It answers **box** prompts; a lone point gives an empty mask.
 
 from __future__ import annotations
 
-from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+from segment_anything.modeling import Sam
+
+from ml.models.sam import build_mask_decoder, build_prompt_encoder
 
 #: TinyViT's neck always emits 256 channels on a 64 x 64 grid, so these two are fixed.
 LITE_IMG_SIZE = 256
@@ -61,24 +63,8 @@ def build_lite_medsam(
     grid = LITE_IMG_SIZE // 4
     sam = Sam(
         image_encoder=encoder,  # Sam only needs img_size and forward
-        prompt_encoder=PromptEncoder(
-            embed_dim=LITE_EMBED_DIM,
-            image_embedding_size=(grid, grid),
-            input_image_size=(LITE_IMG_SIZE, LITE_IMG_SIZE),
-            mask_in_chans=16,
-        ),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(
-                depth=2,
-                embedding_dim=LITE_EMBED_DIM,
-                mlp_dim=decoder_mlp_dim,
-                num_heads=decoder_num_heads,
-            ),
-            transformer_dim=LITE_EMBED_DIM,
-            iou_head_depth=3,
-            iou_head_hidden_dim=256,
-        ),
+        prompt_encoder=build_prompt_encoder(LITE_EMBED_DIM, LITE_IMG_SIZE, grid),
+        mask_decoder=build_mask_decoder(LITE_EMBED_DIM, decoder_mlp_dim, decoder_num_heads),
         # Min-max scaling happens before Sam.preprocess, which then only zero-pads.
         pixel_mean=[0.0, 0.0, 0.0],
         pixel_std=[1.0, 1.0, 1.0],
