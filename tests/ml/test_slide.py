@@ -63,3 +63,20 @@ def test_damaged_pixels_raise_a_read_error():
 def test_transparent_pixels_become_white_glass():
     rgba = np.array([[[10, 20, 30, 0], [10, 20, 30, 255]]], dtype=np.uint8)
     assert rgba_to_rgb(rgba).tolist() == [[[255, 255, 255], [10, 20, 30]]]
+
+
+def test_an_opaque_region_keeps_its_colours_exactly():
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (37, 41, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    rgb = rgba_to_rgb(rgba)
+    assert rgb.shape == (37, 41, 3) and rgb.flags.c_contiguous
+    assert np.array_equal(rgb, rgba[..., :3])
+
+
+def test_one_transparent_pixel_sends_the_region_through_the_composite():
+    rgba = np.full((4, 4, 4), 255, dtype=np.uint8)
+    rgba[..., :3] = 40
+    rgba[2, 3, 3] = 0
+    rgb = rgba_to_rgb(rgba)
+    assert rgb[2, 3].tolist() == [255, 255, 255] and rgb[0, 0].tolist() == [40, 40, 40]
