@@ -38,6 +38,7 @@ STATUS: dict[type[AppError], int] = {
     annotation_errors.StaleVersion: status.HTTP_409_CONFLICT,
     annotation_errors.TileTaken: status.HTTP_409_CONFLICT,
     annotation_errors.LabelInUse: status.HTTP_409_CONFLICT,
+    annotation_errors.OwnedByReport: status.HTTP_409_CONFLICT,
     annotation_errors.TaskStateError: status.HTTP_409_CONFLICT,
     annotation_errors.NothingFound: status.HTTP_422_UNPROCESSABLE_ENTITY,
     annotation_errors.SamNotInstalled: status.HTTP_503_SERVICE_UNAVAILABLE,

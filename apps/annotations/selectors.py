@@ -145,12 +145,16 @@ def compact_annotations_json(
 
     Each item is ``{id, set, geometry, label, tile_col, tile_row, version, annotator}``.
     ``bbox`` is an XYXY viewport in level-0 px: annotations whose box overlaps it are kept.
+    A report's review copies come only when asked for by ``set_id``: they repeat a run's cells,
+    and belong to the report, not to the slide's layers.
     """
     sets = visible_sets(user).filter(slide_id=slide_id)
     if stage:
         sets = sets.filter(stage=stage)
     if set_id is not None:
         sets = sets.filter(pk=set_id)
+    else:
+        sets = sets.exclude(source=SetSource.REPORT_REVIEW)
     rows = Annotation.objects.filter(set__in=sets.values("pk"), is_deleted=False)
     if bbox is not None:
         x0, y0, x1, y1 = bbox
