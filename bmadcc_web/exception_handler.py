@@ -66,6 +66,7 @@ STATUS: dict[type[AppError], int] = {
     report_errors.ReportSigned: status.HTTP_409_CONFLICT,
     report_errors.ReviewIncomplete: status.HTTP_409_CONFLICT,
     report_errors.NotSignedYet: status.HTTP_409_CONFLICT,
+    report_errors.SlideUnreadable: status.HTTP_422_UNPROCESSABLE_ENTITY,
     # slides
     slide_errors.SlideError: status.HTTP_422_UNPROCESSABLE_ENTITY,
     slide_errors.NotAFile: status.HTTP_400_BAD_REQUEST,

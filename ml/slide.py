@@ -53,6 +53,8 @@ def rgba_to_rgb(rgba: np.ndarray, background: int = 255) -> np.ndarray:
     """Composite a straight-alpha RGBA (h, w, 4) uint8 array onto a flat background."""
     if rgba.shape[-1] == 3:
         return rgba
+    if rgba[..., 3].min() == 255:  # opaque, as inside the scanned area: nothing to blend
+        return np.ascontiguousarray(rgba[..., :3])
     alpha = rgba[..., 3:4].astype(np.uint16)
     rgb = rgba[..., :3].astype(np.uint16)
     out = (rgb * alpha + background * (255 - alpha) + 127) // 255

@@ -6,6 +6,7 @@ base = "analyses/<int:run_id>/report/"
 urlpatterns = [
     path(base, views.report, name="report"),
     path(f"{base}cells/", views.cells, name="report-cells"),
+    path(f"{base}cells/sprite.jpeg", views.sprite, name="report-sprite"),
     path(f"{base}cells/<int:cell_id>/reclassify/", views.reclassify, name="report-reclassify"),
     path(f"{base}cells/<int:cell_id>/confirm/", views.confirm, name="report-confirm"),
     path(f"{base}sign/", views.sign, name="report-sign"),
