@@ -283,3 +283,20 @@ def test_the_audit_log_lists_every_step_and_exports_as_csv(finished_run, reviewe
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows[0] == ["at", "version", "user", "action", "detail"]
     assert [r[3] for r in rows[1:]] == actions
+
+
+def test_the_slide_lists_its_runs_with_status_and_whether_each_is_signed(
+    pipeline_output, project, slide, member, finished_run, reviewer, outsider, as_user
+) -> None:
+    from tests.reports.conftest import store_run
+
+    client = as_user(reviewer)
+    signed(client, finished_run, reviewer)
+    later = store_run(pipeline_output, project=project, slide=slide, user=member)
+    body = client.get(f"/api/slides/{slide.pk}/runs/").json()
+    assert [(r["id"], r["status"], r["signed"], r["version"]) for r in body["runs"]] == [
+        (later.pk, "done", False, None),
+        (finished_run.pk, "done", True, 1),
+    ]
+    assert body["runs"][1]["report_url"] == f"/analyses/{finished_run.pk}/report/"
+    assert as_user(outsider).get(f"/api/slides/{slide.pk}/runs/").status_code == 404

@@ -172,6 +172,11 @@ def test_a_reviewer_reviews_every_flagged_cell_signs_and_amends(
     page.goto(f"{live_server.url}/analyses/{finished_run.pk}/report/?version=1")
     assert "superseded by amendment 2" in page.inner_text(".report-status")
     assert page.locator(".signature.valid").count() == 1
+    # The slide page lists the run, done and signed, with a link to its report.
+    page.goto(f"{live_server.url}/slides/{finished_run.slide_id}/view/")
+    row = page.wait_for_selector(f'[data-testid=runs] tr[data-run="{finished_run.pk}"]')
+    assert row.get_attribute("data-signed") == "true"
+    assert "done" in row.inner_text() and "signed (version 2)" in row.inner_text()
 
 
 def test_a_manual_count_keyed_to_300_is_compared_with_the_report(

@@ -15,4 +15,5 @@ urlpatterns = [
     path(f"{base}audit.csv", views.audit, {"fmt": "csv"}, name="report-audit-csv"),
     path(f"{base}comparison/", views.comparison, name="report-comparison"),
     path("slides/<int:slide_id>/manual-count/", views.manual_count, name="manual-count"),
+    path("slides/<int:slide_id>/runs/", views.slide_runs, name="slide-runs"),
 ]

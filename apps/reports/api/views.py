@@ -173,6 +173,16 @@ def _slide(request, slide_id: int):
     return visible_slide_or_404(request.user, slide_id)
 
 
+@api_view(["GET"])
+def slide_runs(request: Request, slide_id: int) -> Response:
+    """The slide's runs, newest first: status, and whether each one's report is signed."""
+    slide = _slide(request, slide_id)
+    runs = selectors.slide_runs(request.user, slide.pk)
+    for run in runs:
+        run["report_url"] = f"/analyses/{run['id']}/report/" if run["status"] == "done" else None
+    return Response({"slide": slide.pk, "runs": runs})
+
+
 @api_view(["GET", "PUT"])
 def manual_count(request: Request, slide_id: int) -> Response:
     """The requesting user's manual count of a slide: ``{"sequence": [class keys]}``."""
