@@ -38,6 +38,7 @@ STATUS: dict[type[AppError], int] = {
     annotation_errors.StaleVersion: status.HTTP_409_CONFLICT,
     annotation_errors.TileTaken: status.HTTP_409_CONFLICT,
     annotation_errors.LabelInUse: status.HTTP_409_CONFLICT,
+    annotation_errors.OwnedByReport: status.HTTP_409_CONFLICT,
     annotation_errors.TaskStateError: status.HTTP_409_CONFLICT,
     annotation_errors.NothingFound: status.HTTP_422_UNPROCESSABLE_ENTITY,
     annotation_errors.SamNotInstalled: status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -65,6 +66,7 @@ STATUS: dict[type[AppError], int] = {
     report_errors.ReportSigned: status.HTTP_409_CONFLICT,
     report_errors.ReviewIncomplete: status.HTTP_409_CONFLICT,
     report_errors.NotSignedYet: status.HTTP_409_CONFLICT,
+    report_errors.SlideUnreadable: status.HTTP_422_UNPROCESSABLE_ENTITY,
     # slides
     slide_errors.SlideError: status.HTTP_422_UNPROCESSABLE_ENTITY,
     slide_errors.NotAFile: status.HTTP_400_BAD_REQUEST,

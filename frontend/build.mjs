@@ -11,6 +11,7 @@ await build({
     "src/slides.js",
     "src/annotate.js",
     "src/gallery.js",
+    "src/report_viewer.js",
     "src/annotate/overlay_worker.js",
   ],
   bundle: true,

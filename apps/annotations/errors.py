@@ -58,6 +58,13 @@ class NotAllowed(AnnotationError):
     """The user may see this but not change it (403)."""
 
 
+class OwnedByReport(AnnotationError):
+    """A report's review copy changes only through the report's review, never once signed (409).
+
+    Its edits must leave review marks and audit entries, which only the report's services write.
+    """
+
+
 class LabelInUse(AnnotationError):
     """A label class used by stored annotations cannot be deleted (409)."""
 

@@ -29,6 +29,9 @@ class SetSource(models.TextChoices):
     ANNOTATOR = "annotator", "An annotator"
     CONSENSUS = "consensus", "Consensus of annotators"
     MODEL_RUN = "model_run", "A pipeline run"
+    # A report's copy of a run's cells, corrected in its review (apps.reports): it belongs to
+    # the report, so the workspace leaves it out and only the report's review edits it.
+    REPORT_REVIEW = "report_review", "A report's corrected copy of a pipeline run"
 
 
 class TileLabel(models.TextChoices):

@@ -13,7 +13,6 @@ counts behind it for one (slide, stage) (agreement reports why a stage is not re
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ from django.db.models import (
     TextField,
 )
 from django.db.models.functions import Cast
-from PIL import Image
 from shapely import box, unary_union
 from shapely.geometry import shape
 from shapely.prepared import prep
@@ -39,7 +37,8 @@ from apps.accounts.models import Project
 from apps.accounts.roles import reviewer_or_admin_projects
 from apps.slides.deepzoom import handles
 from apps.slides.models import Slide
-from ml.geometry import Tile, square_box, tile_grid
+from ml.crops import jpeg, slide_crops
+from ml.geometry import Tile, tile_grid
 
 from .models import (
     Annotation,
@@ -145,12 +144,16 @@ def compact_annotations_json(
 
     Each item is ``{id, set, geometry, label, tile_col, tile_row, version, annotator}``.
     ``bbox`` is an XYXY viewport in level-0 px: annotations whose box overlaps it are kept.
+    A report's review copies come only when asked for by ``set_id``: they repeat a run's cells,
+    and belong to the report, not to the slide's layers.
     """
     sets = visible_sets(user).filter(slide_id=slide_id)
     if stage:
         sets = sets.filter(stage=stage)
     if set_id is not None:
         sets = sets.filter(pk=set_id)
+    else:
+        sets = sets.exclude(source=SetSource.REPORT_REVIEW)
     rows = Annotation.objects.filter(set__in=sets.values("pk"), is_deleted=False)
     if bbox is not None:
         x0, y0, x1, y1 = bbox
@@ -256,24 +259,11 @@ def _tile_dict(tile: Tile, labelled: tuple[str, int, int] | None) -> dict[str, A
 def crop_jpeg(annotation: Annotation, *, size: int, margin: float = 0.25) -> bytes:
     """A ``size`` x ``size`` JPEG of the square around the annotation's box plus ``margin``.
 
-    The square (level-0 px) is read from the coarsest pyramid level that still gives ``size``
-    pixels; parts past the slide edge are white, like empty glass.
+    :func:`ml.crops.slide_crops`, the report gallery's crop: read from the coarsest pyramid
+    level that still gives ``size`` pixels; parts past the slide edge are white, like empty
+    glass.
     """
-    slide = annotation.set.slide
-    x0, y0, x1, y1 = square_box(
-        (annotation.min_x, annotation.min_y, annotation.max_x, annotation.max_y), margin
-    )
-    reader = handles.get(slide.viewable_file).reader
-    level = reader.best_level_for_downsample((x1 - x0) / size)
-    ds = reader.level_downsamples[level]
-    cx0, cy0 = max(x0, 0), max(y0, 0)
-    cx1, cy1 = min(x1, slide.width or x1), min(y1, slide.height or y1)
-    canvas = Image.new("RGB", (round((x1 - x0) / ds), round((y1 - y0) / ds)), "white")
-    if cx1 > cx0 and cy1 > cy0:
-        read_size = (max(1, round((cx1 - cx0) / ds)), max(1, round((cy1 - cy0) / ds)))
-        region = reader.read_region((cx0, cy0), level, read_size)
-        canvas.paste(Image.fromarray(region), (round((cx0 - x0) / ds), round((cy0 - y0) / ds)))
-    canvas = canvas.resize((size, size), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    canvas.save(buf, "JPEG", quality=88)
-    return buf.getvalue()
+    reader = handles.get(annotation.set.slide.viewable_file).reader
+    box = (annotation.min_x, annotation.min_y, annotation.max_x, annotation.max_y)
+    (crop,) = slide_crops(reader, [box], margin, size)
+    return jpeg(crop)

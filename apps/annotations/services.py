@@ -31,6 +31,7 @@ from .errors import (
     InvalidLabelClass,
     LabelInUse,
     NotAllowed,
+    OwnedByReport,
     StaleVersion,
     TaskStateError,
     TileTaken,
@@ -164,13 +165,19 @@ def get_or_create_annotator_set(*, slide: Slide, stage: str, user: User) -> Anno
     return aset
 
 
-def check_can_write(*, aset: AnnotationSet, user: User) -> None:
+def check_can_write(*, aset: AnnotationSet, user: User, through_report: bool = False) -> None:
     """Raise :class:`NotAllowed` unless ``user`` may change annotations of ``aset``.
 
     An annotator set belongs to its annotator alone, and freezes once their task for that
     (slide, stage) is submitted. Consensus and model-run sets are edited by reviewers and
-    project admins.
+    project admins. A report's review copy answers :class:`OwnedByReport` (409) unless
+    ``through_report``: the report's services, which check the signature themselves.
     """
+    if aset.source == SetSource.REPORT_REVIEW and not through_report:
+        raise OwnedByReport(
+            f"set {aset.pk} is a report's review copy: its cells change only in the report's "
+            "review, and never once the report is signed"
+        )
     if aset.source == SetSource.ANNOTATOR:
         if aset.annotator_id != user.pk:
             raise NotAllowed("only the annotator who owns this set may change it")
@@ -458,20 +465,36 @@ def _locked(annotation_id: int, sent_version: Any) -> Annotation:
 
 
 def update_annotation(
-    *, annotation_id: int, user: User, version: Any, changes: dict[str, Any]
+    *,
+    annotation_id: int,
+    user: User,
+    version: Any,
+    changes: dict[str, Any],
+    through_report: bool = False,
 ) -> Annotation:
-    """Apply ``changes`` ({geometry?, label?}) if ``version`` is current; else 409 + history."""
+    """Apply ``changes`` ({geometry?, label?}) if ``version`` is current; else 409 + history.
+
+    ``through_report``: the caller is the report's review (see :func:`check_can_write`).
+    """
     try:
-        return _update(annotation_id=annotation_id, user=user, version=version, changes=changes)
+        return _update(
+            annotation_id=annotation_id,
+            user=user,
+            version=version,
+            changes=changes,
+            through_report=through_report,
+        )
     except StaleVersion as exc:
         record_conflict(annotation=exc.current, user=user, version=version, attempted=changes)
         raise
 
 
 @transaction.atomic
-def _update(*, annotation_id: int, user: User, version: Any, changes: dict[str, Any]) -> Annotation:
+def _update(
+    *, annotation_id: int, user: User, version: Any, changes: dict[str, Any], through_report: bool
+) -> Annotation:
     annotation = _locked(annotation_id, version)
-    check_can_write(aset=annotation.set, user=user)
+    check_can_write(aset=annotation.set, user=user, through_report=through_report)
     if annotation.is_deleted:
         raise InvalidAnnotation("the annotation is deleted; restore it before editing")
     before = state_of(annotation)

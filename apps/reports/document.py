@@ -28,15 +28,6 @@ def run_classes(run) -> tuple[CellClass, ...]:
     return PipelineConfig.from_dict(run.config).classes
 
 
-def cell_rows(version: ReportVersion) -> list[tuple[int, str, int, dict | None]]:
-    """``(annotation id, label, version, probabilities)`` of the live cells of the review set."""
-    return list(
-        version.review_set.annotations.filter(is_deleted=False)
-        .order_by("id")
-        .values_list("id", "label", "version", "probabilities")
-    )
-
-
 def flagged_ids(version: ReportVersion) -> set[int]:
     """Ids of the review set's live cells that need review: the one test of it.
 

@@ -36,3 +36,7 @@ class InvalidInput(ReportError):
 
 class NotSignedYet(ReportError):
     """An amendment starts from a signed version only (409)."""
+
+
+class SlideUnreadable(ReportError):
+    """The slide's pixels could not be read for the review crops (422)."""

@@ -106,7 +106,7 @@ def _new_version(
     review_set = AnnotationSet.objects.create(
         slide_id=source.slide_id,
         stage=Stage.CELL,
-        source=SetSource.MODEL_RUN,
+        source=SetSource.REPORT_REVIEW,
         note=f"review of analysis run {report.run_id}, report version {number}",
     )
     rows = list(
@@ -180,7 +180,11 @@ def _reclassify(version: ReportVersion, pk: int, label: str, cell_version: Any, 
     check_unsigned(locked)
     before = version.review_set.annotations.get(pk=pk).label
     cell = update_annotation(
-        annotation_id=pk, user=user, version=cell_version, changes={"label": label}
+        annotation_id=pk,
+        user=user,
+        version=cell_version,
+        changes={"label": label},
+        through_report=True,
     )
     _mark(locked, pk, user, MarkAction.RECLASSIFIED)
     audit(

@@ -42,7 +42,7 @@ def test_the_report_counts_the_runs_cells_with_ml_count(finished_run, reviewer, 
 
 def test_outsiders_get_404_on_everything(finished_run, outsider, as_user) -> None:
     client = as_user(outsider)
-    for tail in ("", "cells/", "audit/", "audit.csv"):
+    for tail in ("", "cells/", "cells/sprite.jpeg", "audit/", "audit.csv", "comparison/"):
         assert client.get(report_url(finished_run, tail)).status_code == 404
     for tail in ("sign/", "amend/", "cells/1/confirm/", "cells/1/reclassify/"):
         assert client.post(report_url(finished_run, tail), {}, format="json").status_code == 404
@@ -283,3 +283,49 @@ def test_the_audit_log_lists_every_step_and_exports_as_csv(finished_run, reviewe
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows[0] == ["at", "version", "user", "action", "detail"]
     assert [r[3] for r in rows[1:]] == actions
+
+
+def test_the_slide_lists_its_runs_with_status_and_whether_each_is_signed(
+    pipeline_output, project, slide, member, finished_run, reviewer, outsider, as_user
+) -> None:
+    from tests.reports.conftest import store_run
+
+    client = as_user(reviewer)
+    signed(client, finished_run, reviewer)
+    later = store_run(pipeline_output, project=project, slide=slide, user=member)
+    body = client.get(f"/api/slides/{slide.pk}/runs/").json()
+    assert [(r["id"], r["status"], r["signed"], r["version"]) for r in body["runs"]] == [
+        (later.pk, "done", False, None),
+        (finished_run.pk, "done", True, 1),
+    ]
+    assert body["runs"][1]["report_url"] == f"/analyses/{finished_run.pk}/report/"
+    assert as_user(outsider).get(f"/api/slides/{slide.pk}/runs/").status_code == 404
+
+
+def test_the_alerts_say_when_no_classifier_ran_or_it_covers_only_some_classes(
+    pipeline_output, project, slide, member, reviewer, as_user
+) -> None:
+    from tests.reports.conftest import store_run
+
+    client = as_user(reviewer)
+    used = pipeline_output["models_used"]
+    baseline = used | {"classification": {"kind": "baseline", "name": "none"}}
+    no_model = store_run(
+        pipeline_output | {"models_used": baseline}, project=project, slide=slide, user=member
+    )
+    alerts = client.get(report_url(no_model)).json()["document"]["alerts"]
+    assert {"kind": "no_classifier", "message": "No cell classifier installed."} in alerts
+    summary = pipeline_output["summary"] | {"classifier_classes": ["myeloblast", "lymphocyte"]}
+    partial = store_run(
+        pipeline_output | {"summary": summary}, project=project, slide=slide, user=member
+    )
+    alerts = client.get(report_url(partial)).json()["document"]["alerts"]
+    message = next(a["message"] for a in alerts if a["kind"] == "partial_classifier")
+    assert message == "The classifier covers only these classes: Myeloblast, Lymphocyte."
+
+
+def test_a_bad_gallery_page_is_refused(finished_run, reviewer, as_user) -> None:
+    client = as_user(reviewer)
+    for tail in ("cells/", "cells/sprite.jpeg"):
+        for page in ("0", "x", "-1"):
+            assert client.get(report_url(finished_run, tail), {"page": page}).status_code == 400

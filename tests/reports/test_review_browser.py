@@ -72,6 +72,40 @@ def reclassify_first_to_myeloblast(page) -> None:
     )
 
 
+def crops_arrive_as_one_decoded_sheet(page) -> None:
+    """The first page's crops are squares of one sprite sheet, loaded and decoded."""
+    sources = page.eval_on_selector_all(
+        ".gallery figure img",
+        "imgs => imgs.map(i => [i.currentSrc, i.complete && i.naturalWidth > 0])",
+    )
+    assert len(sources) == min(200, remaining(page))
+    assert len({src for src, _ in sources}) == 1 and "sprite.jpeg" in sources[0][0]
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.gallery figure img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+
+
+def clicking_a_crop_jumps_the_viewer_to_its_cell(page) -> None:
+    """Click the third crop: the embedded slide viewer centres on that cell's box."""
+    page.wait_for_function("() => window.bmadccViewer && window.bmadccViewer.world.getItemCount()")
+    figure = page.locator(".gallery figure").nth(2)
+    cell_id = figure.get_attribute("data-id")
+    figure.click()
+    page.wait_for_selector(f'#report-viewer[data-cell="{cell_id}"]', timeout=20_000)
+    box = ReportVersion.objects.get(number=1).review_set.annotations.get(pk=cell_id)
+    page.wait_for_timeout(800)  # the pan's animation
+    centre = page.evaluate(
+        """() => { const v = window.bmadccViewer.viewport;
+                   const c = v.viewportToImageCoordinates(v.getCenter(true));
+                   return [c.x, c.y]; }"""
+    )
+    side = max(box.max_x - box.min_x, box.max_y - box.min_y)
+    assert abs(centre[0] - (box.min_x + box.max_x) / 2) < side
+    assert abs(centre[1] - (box.min_y + box.max_y) / 2) < side
+    assert page.locator("#report-viewer .cell-marker").count() == 1
+
+
 def test_a_reviewer_reviews_every_flagged_cell_signs_and_amends(
     browser_page, live_server, finished_run, reviewer
 ) -> None:
@@ -84,6 +118,8 @@ def test_a_reviewer_reviews_every_flagged_cell_signs_and_amends(
     assert page.inner_text(".groups button.active").startswith("Needs review")
     left = remaining(page)
     assert left == finished_run.summary["review_count"] > 0
+    crops_arrive_as_one_decoded_sheet(page)
+    clicking_a_crop_jumps_the_viewer_to_its_cell(page)
 
     reclassify_first_to_myeloblast(page)
     left -= 1
@@ -136,6 +172,11 @@ def test_a_reviewer_reviews_every_flagged_cell_signs_and_amends(
     page.goto(f"{live_server.url}/analyses/{finished_run.pk}/report/?version=1")
     assert "superseded by amendment 2" in page.inner_text(".report-status")
     assert page.locator(".signature.valid").count() == 1
+    # The slide page lists the run, done and signed, with a link to its report.
+    page.goto(f"{live_server.url}/slides/{finished_run.slide_id}/view/")
+    row = page.wait_for_selector(f'[data-testid=runs] tr[data-run="{finished_run.pk}"]')
+    assert row.get_attribute("data-signed") == "true"
+    assert "done" in row.inner_text() and "signed (version 2)" in row.inner_text()
 
 
 def test_a_manual_count_keyed_to_300_is_compared_with_the_report(

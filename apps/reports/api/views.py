@@ -16,11 +16,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.auth import acting_user
+from ml.slide import SlideOpenError, SlideReadError
 
 from .. import selectors, services
-from ..errors import (
-    InvalidInput,
-)
+from ..errors import InvalidInput, SlideUnreadable
 from ..models import Report, ReportVersion
 
 
@@ -48,16 +47,45 @@ def report(request: Request, run_id: int) -> Response:
     return Response(selectors.report_body(version))
 
 
+def _page_number(request: Request) -> int:
+    page = request.query_params.get("page", "1")
+    if not page.isdigit() or int(page) < 1:
+        raise InvalidInput("page must be a positive integer", field="page")
+    return int(page)
+
+
 @api_view(["GET"])
 def cells(request: Request, run_id: int) -> Response:
     """One page of the review gallery: ``?group=<class key|needs_review>&page=N``."""
     version = _version(report_for(request, run_id), request.query_params.get("version"))
-    page = request.query_params.get("page", "1")
-    if not page.isdigit() or int(page) < 1:
-        raise InvalidInput("page must be a positive integer", field="page")
-    return Response(
-        selectors.gallery(version, group=request.query_params.get("group"), page=int(page))
+    group = request.query_params.get("group")
+    return Response(selectors.gallery(version, group=group, page=_page_number(request)))
+
+
+@api_view(["GET"])
+def sprite(request: Request, run_id: int) -> HttpResponse:
+    """The page's crops in one JPEG (same query as ``cells/``, plus ``v``: the sheet's key that
+    page announced). The ETag is the key, which the URL carries too, so a browser keeps the
+    sheet until the page's cells change."""
+    version = _version(report_for(request, run_id), request.query_params.get("version"))
+    key, ids = selectors.sheet_cells(
+        version,
+        key=request.query_params.get("v"),
+        group=request.query_params.get("group") or None,
+        page=_page_number(request),
     )
+    etag = f'"{key}"'
+    if request.headers.get("If-None-Match") == etag:
+        response = HttpResponse(status=status.HTTP_304_NOT_MODIFIED)
+    else:
+        try:
+            data = selectors.gallery_sprite(version, key, ids)
+        except (SlideOpenError, SlideReadError) as exc:
+            raise SlideUnreadable(exc.message) from exc
+        response = HttpResponse(data, content_type="image/jpeg")
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
 
 
 @api_view(["POST"])
@@ -143,6 +171,16 @@ def _slide(request, slide_id: int):
     from apps.slides.selectors import visible_slide_or_404
 
     return visible_slide_or_404(request.user, slide_id)
+
+
+@api_view(["GET"])
+def slide_runs(request: Request, slide_id: int) -> Response:
+    """The slide's runs, newest first: status, and whether each one's report is signed."""
+    slide = _slide(request, slide_id)
+    runs = selectors.slide_runs(request.user, slide.pk)
+    for run in runs:
+        run["report_url"] = f"/analyses/{run['id']}/report/" if run["status"] == "done" else None
+    return Response({"slide": slide.pk, "runs": runs})
 
 
 @api_view(["GET", "PUT"])

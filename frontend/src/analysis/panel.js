@@ -30,7 +30,9 @@ export class AnalysisPanel {
       " ",
       h("label", {}, this.reviewOnly, " needs review only"),
     );
-    root.append(h("h2", {}, "Analysis"), this.button, this.message, this.progress.el, this.cellControls);
+    // Every run of the slide, with its status and whether its report is signed (newest first).
+    this.runs = h("table", { class: "runs", "data-testid": "runs" });
+    root.append(h("h2", {}, "Analysis"), this.button, this.message, this.progress.el, this.cellControls, this.runs);
     this.overlay = null;
     this.run = null;
   }
@@ -38,6 +40,20 @@ export class AnalysisPanel {
   async load() {
     const runs = await api(`/api/analyses/?slide=${this.ctx.slideId}`);
     if (runs.results.length) this.follow(runs.results[0]);
+    await this.listRuns();
+  }
+
+  async listRuns() {
+    const { runs } = await api(`/api/slides/${this.ctx.slideId}/runs/`);
+    const report = (run) => {
+      const state = run.signed ? `signed (version ${run.version})` : run.version ? "in review" : "not started";
+      return run.report_url ? h("a", { href: run.report_url }, `report: ${state}`) : "—";
+    };
+    this.runs.replaceChildren(
+      ...(runs.length ? [h("tr", {}, h("th", {}, "Run"), h("th", {}, "Status"), h("th", {}, "Report"))] : []),
+      ...runs.map((run) => h("tr", { dataset: { run: run.id, signed: String(run.signed) } },
+        h("td", {}, `#${run.id}`), h("td", { class: "status" }, run.status), h("td", { class: "signed" }, report(run)))),
+    );
   }
 
   async start() {
@@ -63,6 +79,7 @@ export class AnalysisPanel {
 
   finished(state) {
     this.button.disabled = false;
+    this.listRuns();
     this.cellControls.hidden = !(state.status === "done" && state.sets.cell);
   }
 

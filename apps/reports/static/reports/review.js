@@ -1,7 +1,8 @@
-// The report's review gallery, sign and amend forms. Crops come from the annotation crop API
-// (lazily, as the browser scrolls to them) with the cell outline drawn over them; a class
-// hotkey reclassifies the selected cell, Enter confirms it, arrows move. The DCC table is
-// redrawn from the document every write returns, so it updates as you go.
+// The report's review gallery, sign and amend forms. A gallery page's 200 crops arrive as one
+// sprite sheet (outlines drawn by the server), and later pages load as the gallery scrolls; a
+// class hotkey reclassifies the selected cell, Enter confirms it, arrows move, and selecting a
+// cell tells the slide viewer to jump to it. The DCC table is redrawn from the document every
+// write returns, so it updates as you go.
 const report = document.getElementById("report");
 const run = report.dataset.run;
 const base = `/api/analyses/${run}/report/`;
@@ -53,16 +54,56 @@ if (review) {
   const byKey = Object.fromEntries(hotkeys.map((h) => [h.hotkey, h]));
   const names = Object.fromEntries(hotkeys.map((h) => [h.key, h.name]));
   const gallery = review.querySelector(".gallery");
+  const more = review.querySelector(".next");
   const error = review.querySelector(".review-error");
-  let state = { group: null, page: 1, pages: 1, cells: [], selected: 0 };
+  // The cells of every page loaded so far, in order: later pages are appended as the last
+  // crop scrolls into view (or "Load more" is pressed, or the arrows run past the end).
+  let state = { group: null, page: 0, pages: 1, cells: [], selected: 0, loading: null };
 
-  async function load(group, page) {
-    const params = new URLSearchParams({ page });
-    if (group) params.set("group", group);
-    const { body } = await call(`${base}cells/?${params}`);
-    state = { group: body.group, page: body.page, pages: body.pages, cells: body.cells, selected: 0 };
-    drawGroups(body.groups);
-    drawCells();
+  async function load(group) {
+    state = { group, page: 0, pages: 1, cells: [], selected: 0, loading: null };
+    gallery.replaceChildren();
+    await loadNext();
+    select();
+  }
+
+  function loadNext() {
+    if (state.loading || state.page >= state.pages) return state.loading;
+    const params = new URLSearchParams({ page: state.page + 1 });
+    if (state.group) params.set("group", state.group);
+    state.loading = call(`${base}cells/?${params}`).then(({ body }) => {
+      state.loading = null;
+      if (state.group && body.group !== state.group) return;
+      state.group = body.group;
+      state.page = body.page;
+      state.pages = body.pages;
+      params.set("group", body.group ?? "");
+      params.set("v", body.sprite.key);
+      // One JPEG holds the page's crops (outlines drawn); each figure shows its square of it.
+      const sprite = `${base}cells/sprite.jpeg?${params}`;
+      for (const cell of body.cells) cell.sprite = sprite;
+      const first = state.cells.length;
+      state.cells.push(...body.cells);
+      gallery.append(...body.cells.map((cell, i) => figure(cell, first + i)));
+      drawGroups(body.groups);
+      showPages();
+      watchEnd();
+    });
+    return state.loading;
+  }
+
+  function showPages() {
+    review.querySelector(".page").textContent = `${state.cells.length} cells shown, page ${state.page} of ${state.pages}`;
+    more.hidden = state.page >= state.pages;
+  }
+
+  const endWatcher = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) loadNext();
+  }, { rootMargin: "400px" });
+
+  function watchEnd() {
+    endWatcher.disconnect();
+    if (gallery.lastElementChild && state.page < state.pages) endWatcher.observe(gallery.lastElementChild);
   }
 
   function drawGroups(groups) {
@@ -73,7 +114,7 @@ if (review) {
       b.dataset.group = g.key;
       b.className = g.key === state.group ? "active" : "";
       b.textContent = `${g.name} (${g.count}${g.remaining !== null ? `, ${g.remaining} left` : ""})`;
-      b.addEventListener("click", () => load(g.key, 1));
+      b.addEventListener("click", () => load(g.key));
       return b;
     }));
   }
@@ -83,37 +124,32 @@ if (review) {
     f.dataset.id = cell.id;
     f.className = cell.looked_at ? "looked" : "";
     const img = document.createElement("img");
-    img.loading = "lazy";
     img.alt = `cell ${cell.id}`;
-    img.src = `/api/annotations/${cell.id}/crop.jpeg?size=128&v=${cell.version}`;
-    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-    svg.setAttribute("viewBox", "0 0 1 1");
-    const line = document.createElementNS("http://www.w3.org/2000/svg", "polygon");
-    line.setAttribute("points", cell.outline.map((p) => p.join(",")).join(" "));
-    line.setAttribute("fill", "none");
-    line.setAttribute("stroke", "#00e5ff");
-    line.setAttribute("stroke-width", "0.012");
-    svg.append(line);
+    img.src = cell.sprite;
+    img.style.objectPosition = `${-cell.at[0]}px ${-cell.at[1]}px`;
     const cap = document.createElement("figcaption");
     cap.textContent = `${names[cell.label] || cell.label || "unclassified"} · ${cell.confidence.toFixed(2)}`;
-    f.append(img, svg, cap);
+    f.append(img, cap);
     f.addEventListener("click", () => { state.selected = index; select(); });
     return f;
   }
 
-  function drawCells() {
-    gallery.replaceChildren(...state.cells.map(figure));
-    review.querySelector(".page").textContent = `page ${state.page} of ${state.pages}`;
-    select();
-  }
-
   function select() {
-    gallery.querySelectorAll("figure").forEach((f, i) => f.classList.toggle("selected", i === state.selected));
-    gallery.children[state.selected]?.scrollIntoView({ block: "nearest" });
+    gallery.querySelectorAll("figure.selected").forEach((f) => f.classList.remove("selected"));
+    const f = gallery.children[state.selected];
+    if (!f) return;
+    f.classList.add("selected");
+    f.scrollIntoView({ block: "nearest" });
+    // The slide viewer (report_viewer.js) jumps to the selected cell.
+    const cell = state.cells[state.selected];
+    review.dataset.selected = cell.id;
+    review.dataset.selectedBox = JSON.stringify(cell.box);
+    document.dispatchEvent(new CustomEvent("report:select-cell", { detail: { id: cell.id, box: cell.box } }));
   }
 
-  function move(step) {
+  async function move(step) {
     const next = state.selected + step;
+    if (next >= state.cells.length && state.page < state.pages) await loadNext();
     if (next >= 0 && next < state.cells.length) { state.selected = next; select(); }
   }
 
@@ -124,15 +160,17 @@ if (review) {
     const { ok, body } = await call(url, "POST", payload);
     if (!ok) { error.textContent = body.detail; return; }
     if (hotkey) {
-      Object.assign(cell, body.cell);
+      const { sprite, at } = cell;
+      Object.assign(cell, body.cell, { sprite, at });
       showDocument(body.document);
     } else {
       showRemaining(body.review.remaining);
     }
     cell.looked_at = hotkey ? "reclassified" : "confirmed";
-    const f = gallery.children[state.selected];
-    f.replaceWith(figure(cell, state.selected));
-    move(1);
+    const index = state.cells.indexOf(cell);
+    gallery.children[index].replaceWith(figure(cell, index));
+    watchEnd();
+    if (index === state.selected) await move(1);
     select();
   }
 
@@ -144,9 +182,8 @@ if (review) {
     else if (event.key === "Enter" && cell) { act(cell, null); event.preventDefault(); }
     else if (byKey[event.key.toLowerCase()] && cell) { act(cell, event.key.toLowerCase()); event.preventDefault(); }
   });
-  review.querySelector(".prev").addEventListener("click", () => state.page > 1 && load(state.group, state.page - 1));
-  review.querySelector(".next").addEventListener("click", () => state.page < state.pages && load(state.group, state.page + 1));
-  load(null, 1);
+  more.addEventListener("click", () => loadNext());
+  load(null);
 }
 
 const signForm = document.querySelector(".sign-form");
