@@ -149,30 +149,44 @@ def test_retry_is_a_new_run_with_the_same_inputs(slide, member, as_user, run_job
 
 
 def test_cancel_stops_the_run_at_the_next_chunk_and_names_who(
-    slide, member, owner, as_user, django_capture_on_commit_callbacks
+    slide, member, owner, as_user, django_capture_on_commit_callbacks, monkeypatch
 ) -> None:
-    from apps.analysis import tasks
+    from apps.analysis import services, tasks
     from apps.analysis.models import AnalysisRun
 
+    slide.project.toi_tile_size = GRID // 2  # smaller tiles: more than two chunks
+    slide.project.save(update_fields=["toi_tile_size"])
     client = as_user(member)
     with django_capture_on_commit_callbacks(execute=False):
         run_id = client.post("/api/analyses/", {"slide": slide.pk}, format="json").json()["id"]
     with django_capture_on_commit_callbacks(execute=False) as queued:
         tasks.run_front(run_id)  # the front task ran; its chunks are queued, not yet run
-    assert len(queued) == AnalysisRun.objects.get(pk=run_id).chunks.count() >= 2
-    tasks.run_chunk(AnalysisRun.objects.get(pk=run_id).chunks.first().pk)
+    chunks = AnalysisRun.objects.get(pk=run_id).chunks
+    assert len(queued) == chunks.count() >= 3
+    # The owner presses cancel as the first chunk's cells are recorded (its progress push),
+    # while the worker holds the next chunk it took ahead.
+    cancelled = []
+    publish = services.publish
 
-    response = as_user(owner).post(f"/api/analyses/{run_id}/cancel/")
+    def cancel_after_the_first_chunk(pushed_run_id: int) -> None:
+        publish(pushed_run_id)
+        if not cancelled and chunks.filter(status="done").exists():
+            cancelled.append(as_user(owner).post(f"/api/analyses/{run_id}/cancel/"))
+
+    monkeypatch.setattr(services, "publish", cancel_after_the_first_chunk)
+    tasks.run_chunk(chunks.order_by("index").first().pk)  # the worker goes on chunk by chunk
+
+    (response,) = cancelled
     assert response.status_code == 200
     assert response.json()["status"] == "cancelled"
     assert response.json()["error"] == "cancelled by owner"
-    for chunk in AnalysisRun.objects.get(pk=run_id).chunks.all():
+    for chunk in chunks.all():
         tasks.run_chunk(chunk.pk)  # what the workers would still pick up
     run = AnalysisRun.objects.get(pk=run_id)
     assert run.status == "cancelled" and run.cell_set is None
-    assert sorted(run.chunks.values_list("status", flat=True)) == ["done"] + ["skipped"] * (
-        run.chunks.count() - 1
-    )
+    # The chunk in hand when the cancel came still finishes; no other one starts.
+    statuses = list(chunks.order_by("index").values_list("status", flat=True))
+    assert statuses == ["done", "done"] + ["skipped"] * (len(statuses) - 2)
     assert client.post(f"/api/analyses/{run_id}/cancel/").status_code == 409
 
 
