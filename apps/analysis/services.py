@@ -8,8 +8,8 @@ A run's life (see :mod:`apps.analysis.models`):
    TOI), stores the decisions, splits the chosen TOIs into chunks and queues one task each.
 3. :func:`run_chunk_step` claims a chunk (conditional update with a lease), runs
    ``ml.pipeline.stream_cells`` on its tiles and records the cells on the chunk row; then it
-   claims the run's next queued chunk, one ahead, while the slide's read-ahead stays warm,
-   until none is left. The last chunk to finish queues the assembly, exactly once (a
+   claims the run's next queued chunk (one ahead while another stays queued for other
+   workers) with the slide's read-ahead still warm, until none is left. The last chunk to finish queues the assembly, exactly once (a
    conditional update on the run).
 4. :func:`assemble_step` de-duplicates and counts (``ml.pipeline.assemble``) and writes the ROI,
    TOI and cell ``model_run`` sets and the run's outcome in one transaction.
@@ -363,28 +363,45 @@ def run_chunk_step(chunk_id: int) -> None:
     taken by another worker sends its task to the run's next queued chunk instead. The last
     chunk to finish queues the assembly.
     """
-    first = _claim_chunk(chunk_id)
-    if first is None:
+    chunk = _claim_chunk(chunk_id)
+    if chunk is None:
         run_id = AnalysisChunk.objects.filter(pk=chunk_id).values_list("run_id", flat=True).first()
-        first = None if run_id is None else _claim_next(run_id)
-    if first is None:
-        return
+        chunk = None if run_id is None else _claim_next(run_id)
+    # Well inside the task timeout, after which django-q2 would kill this worker.
+    stop_at = time.monotonic() + settings.Q_CLUSTER["timeout"] / 2
+    while chunk is not None:
+        chunk = _run_chunks(chunk, stop_at)
+
+
+def _run_chunks(first: AnalysisChunk, stop_at: float) -> AnalysisChunk | None:
+    """Work through ``first`` and the chunks taken ahead of it; returns the chunk to go on with.
+
+    The next chunk is taken ahead, while the last tile of the one before is worked on, only
+    when another one stays queued for the other workers; otherwise it is taken once this one
+    is recorded (a cold first read, near the run's end only), so no worker sits idle while
+    another holds two chunks.
+    """
     run = first.run
     if run.status != RunStatus.RUNNING:  # cancelled or failed since the chunk was queued
         AnalysisChunk.objects.filter(pk=first.pk).update(status=ChunkStatus.SKIPPED)
-        return
+        return None
     if first.attempts > settings.ANALYSIS_MAX_ATTEMPTS:
         _chunk_failed(first, "its worker stopped before finishing (the lease expired)")
-        return
+        return None
     held = [first]  # claimed and not yet recorded, in order
-    stop_at = time.monotonic() + settings.Q_CLUSTER["timeout"] / 2
+    go_on = False
 
     def chunks() -> Iterator[tuple[AnalysisChunk, list[Tile]]]:
+        nonlocal go_on
         chunk: AnalysisChunk | None = first
         while chunk is not None:
             yield chunk, [Tile(**t) for t in chunk.tiles]
-            # Well inside the task timeout, after which django-q2 would kill this worker.
-            chunk = _claim_next(run.pk) if time.monotonic() < stop_at else None
+            if time.monotonic() >= stop_at:
+                return
+            if AnalysisChunk.objects.filter(run=run, status=ChunkStatus.QUEUED).count() < 2:
+                go_on = True
+                return
+            chunk = _claim_next(run.pk)
             if chunk is not None and chunk.attempts > settings.ANALYSIS_MAX_ATTEMPTS:
                 _chunk_failed(chunk, "its worker stopped before finishing (the lease expired)")
                 return
@@ -408,6 +425,8 @@ def run_chunk_step(chunk_id: int) -> None:
         _chunk_failed(failed, _reason(exc, f"chunk {failed.index}"), permanent=permanent)
         for chunk in ahead:  # claimed ahead and not started: back to the queue, uncharged
             _release(chunk)
+        return None
+    return _claim_next(run.pk) if go_on else None
 
 
 def _record_chunk(chunk: AnalysisChunk, cells: list[Cell], timings: dict[str, float]) -> None:
