@@ -368,7 +368,7 @@ def run_chunk_step(chunk_id: int) -> None:
         run_id = AnalysisChunk.objects.filter(pk=chunk_id).values_list("run_id", flat=True).first()
         chunk = None if run_id is None else _claim_next(run_id)
     # Well inside the task timeout, after which django-q2 would kill this worker.
-    stop_at = time.monotonic() + settings.Q_CLUSTER["timeout"] / 2
+    stop_at = time.monotonic() + settings.Q_TIMEOUT / 2
     while chunk is not None:
         chunk = _run_chunks(chunk, stop_at)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -110,7 +110,7 @@ def stream_window_groups(
     *,
     workers: int = 2,
     prefetch: int = 4,
-) -> Iterator[tuple[K, Window, np.ndarray, bool]]:
+) -> Generator[tuple[K, Window, np.ndarray, bool], None, None]:
     """Yield ``(key, window, image, last_of_group)`` for groups of windows, one group after another.
 
     The read-ahead runs on across groups, so a consumer that works through several groups
