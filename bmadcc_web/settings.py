@@ -190,12 +190,15 @@ else:
         }
     }
 
+#: Seconds a task may run before django-q2 kills its worker (an analysis worker stops taking
+#: more chunks in one task well before it).
+Q_TIMEOUT = envint("Q_TIMEOUT", 3600)
 Q_CLUSTER = {
     # Its own name gives a set of workers its own Redis queue (tests, or a second deployment).
     "name": envstr("Q_NAME", "bmadcc"),
     "workers": envint("Q_WORKERS", 2),
-    "timeout": envint("Q_TIMEOUT", 3600),
-    "retry": envint("Q_TIMEOUT", 3600) + 60,
+    "timeout": Q_TIMEOUT,
+    "retry": Q_TIMEOUT + 60,
     "max_attempts": 1,
     "catch_up": False,
     "ack_failures": True,

@@ -15,7 +15,8 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,7 +56,7 @@ from ml.stages.cells import (
 )
 from ml.stages.classify import ClassifyStage
 from ml.stages.common import StageSource
-from ml.stages.reader import Window, clipped_window, stream_windows
+from ml.stages.reader import Window, clipped_window, stream_window_groups
 from ml.stages.roi import RoiResult, RoiStage
 from ml.stages.toi import TileDecision, ToiStage, candidate_tiles
 
@@ -211,6 +212,8 @@ def _checked(key: str, value: Any, default: Any) -> Any:
 
 
 _Nested = TypeVar("_Nested", NucleatedFilter, BoxPromptSettings)
+#: A caller's key for a group of tiles (:func:`stream_cells`).
+K = TypeVar("K")
 
 
 def _nested_from_dict(kind: type[_Nested], name: str, value: Any) -> _Nested:
@@ -599,16 +602,79 @@ def run_cells(
     The cells are not yet de-duplicated across tiles (:func:`assemble` does that over every
     tile of the run), so runs over disjoint tile lists can be concatenated. Reports "cells"
     progress over ``tiles``; adds "segmentation", "classification" and "read_wait" seconds to
-    ``clock``.
+    ``clock``. One group of :func:`stream_cells`.
     """
     report = progress or (lambda stage, done, total: None)
-    mpp = _mpp(slide)
-    margin = round(config.cell_margin_um / (mpp or config.fallback_mpp))
-    cells, seg_timings = _segment_and_classify(slide, stages, config, tiles, margin, mpp, report)
+    if not tiles:
+        report("cells", 0, 0)
+        report("cells", 0, 0)
+        return []
+    ((_, cells, seg_timings),) = stream_cells(
+        slide, stages, config, [(None, tiles)], progress=lambda _, d, n: report("cells", d, n)
+    )
     if clock is not None:
         for key, seconds in seg_timings.items():
             clock[key] = clock.get(key, 0.0) + seconds
     return cells
+
+
+def stream_cells(
+    slide: SlideReader,
+    stages: Stages,
+    config: PipelineConfig,
+    groups: Iterable[tuple[K, Sequence[Tile]]],
+    *,
+    progress: Callable[[K, int, int], None] | None = None,
+) -> Iterator[tuple[K, list[Cell], dict[str, float]]]:
+    """:func:`run_cells` over ``(key, tiles)`` groups in turn; yields ``(key, cells, clock)`` per group.
+
+    The slide's read-ahead runs on from one group into the next
+    (:func:`ml.stages.reader.stream_window_groups`), so a worker that takes chunk after chunk
+    reads as the library does over one list of tiles. ``groups`` is pulled lazily: the next
+    group is asked for while the last window of the one before is being worked on, so a
+    generator that claims work on demand holds at most one group ahead. A group's cells are
+    classified before it is yielded. ``progress(key, done, total)`` counts its tiles; every
+    group must have a tile. ``clock`` holds that group's "segmentation", "classification" and
+    "read_wait" seconds.
+    """
+    report = progress or (lambda key, done, total: None)
+    mpp = _mpp(slide)
+    margin = round(config.cell_margin_um / (mpp or config.fallback_mpp))
+    slide_wh = slide.dimensions
+    sizes: deque[int] = deque()  # tiles per group taken, not yet yielded, in order
+
+    def window_groups() -> Iterator[tuple[K, list[Window]]]:
+        for key, tiles in groups:
+            sizes.append(len(tiles))
+            yield key, [clipped_window(tile, tile.box, margin, slide_wh) for tile in tiles]
+
+    def fresh() -> dict[str, float]:
+        return {"segmentation": 0.0, "classification": 0.0, "read_wait": 0.0}
+
+    clock, done = fresh(), 0
+    found: list[Cell] = []
+    batch: list[tuple[Window, np.ndarray]] = []
+    waited = time.perf_counter()
+    for key, window, image, last in stream_window_groups(
+        slide, window_groups(), workers=config.reader_workers or 2, prefetch=config.prefetch
+    ):
+        clock["read_wait"] += time.perf_counter() - waited
+        if done == 0 and not batch:
+            report(key, 0, sizes[0])
+        batch.append((window, image))
+        if len(batch) >= (config.tile_batch or 1) or last:
+            found += _process_batch(batch, stages, mpp, slide_wh, clock)
+            done += len(batch)
+            batch = []
+            report(key, done, sizes[0])
+        if last:
+            t = time.perf_counter()
+            stages.classify.flush()
+            clock["classification"] += time.perf_counter() - t
+            sizes.popleft()
+            yield key, found, clock
+            clock, found, done = fresh(), [], 0
+        waited = time.perf_counter()
 
 
 def assemble(
@@ -669,43 +735,6 @@ def _chosen_tois(
         best = sorted(kept, key=lambda d: -d.score)[:max_tiles]
         kept = [d for d in decisions if any(d is b for b in best)]
     return [d.tile for d in kept]
-
-
-def _segment_and_classify(
-    slide: SlideReader,
-    stages: Stages,
-    config: PipelineConfig,
-    tois: Sequence[Tile],
-    margin: int,
-    mpp: float | None,
-    report: Progress,
-) -> tuple[list[Cell], dict[str, float]]:
-    """Stream TOI windows at level 0, segment them in batches and queue crops for classification."""
-    slide_wh = slide.dimensions
-    windows = [clipped_window(tile, tile.box, margin, slide_wh) for tile in tois]
-    clock = {"segmentation": 0.0, "classification": 0.0, "read_wait": 0.0}
-    found: list[Cell] = []
-    batch: list[tuple[Window, np.ndarray]] = []
-    done = 0
-    report("cells", 0, len(windows))
-    waited = time.perf_counter()
-    for window, image in stream_windows(
-        slide, windows, workers=config.reader_workers or 2, prefetch=config.prefetch
-    ):
-        clock["read_wait"] += time.perf_counter() - waited
-        batch.append((window, image))
-        if len(batch) >= (config.tile_batch or 1):
-            found += _process_batch(batch, stages, mpp, slide_wh, clock)
-            done += len(batch)
-            batch = []
-            report("cells", done, len(windows))
-        waited = time.perf_counter()
-    found += _process_batch(batch, stages, mpp, slide_wh, clock)
-    t = time.perf_counter()
-    stages.classify.flush()
-    clock["classification"] += time.perf_counter() - t
-    report("cells", len(windows), len(windows))
-    return found, clock
 
 
 def _process_batch(

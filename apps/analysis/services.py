@@ -7,8 +7,10 @@ A run's life (see :mod:`apps.analysis.models`):
 2. :func:`run_front_step` claims the run, runs ``ml.pipeline.run_front`` (thumbnail, ROI,
    TOI), stores the decisions, splits the chosen TOIs into chunks and queues one task each.
 3. :func:`run_chunk_step` claims a chunk (conditional update with a lease), runs
-   ``ml.pipeline.run_cells`` on its tiles and records the cells on the chunk row. The last chunk
-   to finish queues the assembly, exactly once (a conditional update on the run).
+   ``ml.pipeline.stream_cells`` on its tiles and records the cells on the chunk row; then it
+   claims the run's next queued chunk (one ahead while another stays queued for other
+   workers) with the slide's read-ahead still warm, until none is left. The last chunk to finish queues the assembly, exactly once (a
+   conditional update on the run).
 4. :func:`assemble_step` de-duplicates and counts (``ml.pipeline.assemble``) and writes the ROI,
    TOI and cell ``model_run`` sets and the run's outcome in one transaction.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 import tomllib
+from collections.abc import Iterator
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -52,8 +55,8 @@ from ml.pipeline import (
     PipelineConfig,
     Stages,
     assemble,
-    run_cells,
     run_front,
+    stream_cells,
 )
 from ml.slide import SlideOpenError, SlideReadError, open_slide
 from ml.stages.cells import Cell
@@ -351,26 +354,84 @@ def software_version() -> str:
 
 
 def run_chunk_step(chunk_id: int) -> None:
-    """Claim a chunk, segment and classify its tiles, record the cells; the last one assembles."""
+    """Claim a chunk, segment and classify its tiles and record its cells; then take the run's
+    next queued chunk, and so on, with the slide and its read-ahead kept warm in between.
+
+    A worker that keeps taking chunks while any are queued balances the work whatever the
+    broker handed out ahead (django-q2 fetches tasks before a worker is free), and reading
+    runs on from one chunk into the next as it does in one ``ml.analyse``. A chunk already
+    taken by another worker sends its task to the run's next queued chunk instead. The last
+    chunk to finish queues the assembly.
+    """
     chunk = _claim_chunk(chunk_id)
     if chunk is None:
-        return
-    run = chunk.run
+        run_id = AnalysisChunk.objects.filter(pk=chunk_id).values_list("run_id", flat=True).first()
+        chunk = None if run_id is None else _claim_next(run_id)
+    # Well inside the task timeout, after which django-q2 would kill this worker.
+    stop_at = time.monotonic() + settings.Q_TIMEOUT / 2
+    while chunk is not None:
+        chunk = _run_chunks(chunk, stop_at)
+
+
+def _run_chunks(first: AnalysisChunk, stop_at: float) -> AnalysisChunk | None:
+    """Work through ``first`` and the chunks taken ahead of it; returns the chunk to go on with.
+
+    The next chunk is taken ahead, while the last tile of the one before is worked on, only
+    when another one stays queued for the other workers; otherwise it is taken once this one
+    is recorded (a cold first read, near the run's end only), so no worker sits idle while
+    another holds two chunks.
+    """
+    run = first.run
     if run.status != RunStatus.RUNNING:  # cancelled or failed since the chunk was queued
-        AnalysisChunk.objects.filter(pk=chunk_id).update(status=ChunkStatus.SKIPPED)
-        return
-    if chunk.attempts > settings.ANALYSIS_MAX_ATTEMPTS:
-        _chunk_failed(chunk, "its worker stopped before finishing (the lease expired)")
-        return
+        AnalysisChunk.objects.filter(pk=first.pk).update(status=ChunkStatus.SKIPPED)
+        return None
+    if first.attempts > settings.ANALYSIS_MAX_ATTEMPTS:
+        _chunk_failed(first, "its worker stopped before finishing (the lease expired)")
+        return None
+    held = [first]  # claimed and not yet recorded, in order
+    go_on = False
+
+    def chunks() -> Iterator[tuple[AnalysisChunk, list[Tile]]]:
+        nonlocal go_on
+        chunk: AnalysisChunk | None = first
+        while chunk is not None:
+            yield chunk, [Tile(**t) for t in chunk.tiles]
+            if time.monotonic() >= stop_at:
+                return
+            if AnalysisChunk.objects.filter(run=run, status=ChunkStatus.QUEUED).count() < 2:
+                go_on = True
+                return
+            chunk = _claim_next(run.pk)
+            if chunk is not None and chunk.attempts > settings.ANALYSIS_MAX_ATTEMPTS:
+                _chunk_failed(chunk, "its worker stopped before finishing (the lease expired)")
+                return
+            if chunk is not None:
+                held.append(chunk)
+
     try:
-        cells, timings = _cells(run, chunk)
+        stages, config = runtime.stages_for(PipelineConfig.from_dict(run.config))
+        with open_slide(run.slide.viewable_file) as slide:
+            started = time.perf_counter()
+            for chunk, cells, timings in stream_cells(
+                slide, stages, config, chunks(), progress=_ChunkProgress()
+            ):
+                timings["cells"] = time.perf_counter() - started  # this chunk's turn
+                _record_chunk(chunk, cells, timings)
+                held.remove(chunk)
+                started = time.perf_counter()
     except Exception as exc:  # recorded on the chunk and the run; the traceback is logged
-        _chunk_failed(
-            chunk, _reason(exc, f"chunk {chunk.index}"), permanent=isinstance(exc, PERMANENT_ERRORS)
-        )
-        return
+        failed, ahead = held[0], held[1:]
+        permanent = isinstance(exc, PERMANENT_ERRORS)
+        _chunk_failed(failed, _reason(exc, f"chunk {failed.index}"), permanent=permanent)
+        for chunk in ahead:  # claimed ahead and not started: back to the queue, uncharged
+            _release(chunk)
+        return None
+    return _claim_next(run.pk) if go_on else None
+
+
+def _record_chunk(chunk: AnalysisChunk, cells: list[Cell], timings: dict[str, float]) -> None:
     recorded = AnalysisChunk.objects.filter(
-        pk=chunk_id, status=ChunkStatus.RUNNING, worker=chunk.worker
+        pk=chunk.pk, status=ChunkStatus.RUNNING, worker=chunk.worker
     ).update(
         status=ChunkStatus.DONE,
         result=[c.to_dict(exact=True) for c in cells],
@@ -381,9 +442,9 @@ def run_chunk_step(chunk_id: int) -> None:
         lease_expires=None,
         finished_at=timezone.now(),
     )
-    publish(run.pk)
+    publish(chunk.run_id)
     if recorded:
-        _maybe_assemble(run.pk)
+        _maybe_assemble(chunk.run_id)
 
 
 def _claim_chunk(chunk_id: int) -> AnalysisChunk | None:
@@ -409,33 +470,48 @@ def _claim_chunk(chunk_id: int) -> AnalysisChunk | None:
     return chunk
 
 
-def _cells(run: AnalysisRun, chunk: AnalysisChunk) -> tuple[list[Cell], dict[str, float]]:
-    stages, config = runtime.stages_for(PipelineConfig.from_dict(run.config))
-    tiles = [Tile(**t) for t in chunk.tiles]
-    clock: dict[str, float] = {}
-    started = time.perf_counter()
-    with open_slide(run.slide.viewable_file) as slide:
-        cells = run_cells(slide, stages, config, tiles, progress=_ChunkProgress(chunk), clock=clock)
-    clock["cells"] = time.perf_counter() - started
-    return cells, clock
+def _claim_next(run_id: int) -> AnalysisChunk | None:
+    """The run's first queued chunk, claimed; ``None`` when none is left or the run stopped."""
+    candidates = AnalysisChunk.objects.filter(
+        run_id=run_id, status=ChunkStatus.QUEUED, run__status=RunStatus.RUNNING
+    ).order_by("index")
+    # Another worker may claim a candidate first; the next ones are tried.
+    for chunk_id in candidates.values_list("pk", flat=True)[:4]:
+        chunk = _claim_chunk(chunk_id)
+        if chunk is not None:
+            return chunk
+    return None
+
+
+def _release(chunk: AnalysisChunk) -> None:
+    """Give back a chunk claimed ahead but never started (its attempt is not counted)."""
+    released = AnalysisChunk.objects.filter(
+        pk=chunk.pk, status=ChunkStatus.RUNNING, worker=chunk.worker
+    ).update(
+        status=ChunkStatus.QUEUED,
+        attempts=F("attempts") - 1,
+        lease_expires=timezone.now() + _lease(),
+    )
+    if released:
+        _enqueue("run_chunk", chunk.pk)
 
 
 class _ChunkProgress:
-    """A chunk's ``progress("cells", done, total)``: throttled, and extends the chunk's lease."""
+    """``progress(chunk, done, total)`` of :func:`ml.pipeline.stream_cells`: throttled, and
+    extends the chunk's lease."""
 
-    def __init__(self, chunk: AnalysisChunk) -> None:
-        self.chunk = chunk
+    def __init__(self) -> None:
         self.last = 0.0
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def __call__(self, chunk: AnalysisChunk, done: int, total: int) -> None:
         now = time.monotonic()
         if done == 0 or done >= total or now - self.last < PROGRESS_INTERVAL_S:
             return  # the start says nothing new; the end is recorded with the result
         self.last = now
         AnalysisChunk.objects.filter(
-            pk=self.chunk.pk, status=ChunkStatus.RUNNING, worker=self.chunk.worker
+            pk=chunk.pk, status=ChunkStatus.RUNNING, worker=chunk.worker
         ).update(tiles_done=done, lease_expires=timezone.now() + _lease())
-        publish(self.chunk.run_id)
+        publish(chunk.run_id)
 
 
 def _chunk_failed(chunk: AnalysisChunk, reason: str, *, permanent: bool = True) -> None:

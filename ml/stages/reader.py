@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import cv2
 import numpy as np
+
+K = TypeVar("K")
 
 
 class RegionSource(Protocol):
@@ -92,19 +94,61 @@ def stream_windows(
     A read error is raised in the consumer when its window's turn comes. Closing the generator
     early cancels the reads not yet started.
     """
+    if not windows:
+        return
+    stream = stream_window_groups(slide, [(None, windows)], workers=workers, prefetch=prefetch)
+    try:
+        for _, window, image, _ in stream:
+            yield window, image
+    finally:
+        stream.close()  # now, not when collected: cancels the reads not yet started
+
+
+def stream_window_groups(
+    slide: RegionSource,
+    groups: Iterable[tuple[K, Sequence[Window]]],
+    *,
+    workers: int = 2,
+    prefetch: int = 4,
+) -> Generator[tuple[K, Window, np.ndarray, bool], None, None]:
+    """Yield ``(key, window, image, last_of_group)`` for groups of windows, one group after another.
+
+    The read-ahead runs on across groups, so a consumer that works through several groups
+    (an app worker taking one chunk of tiles after another) never waits for a cold first read.
+    The next group is taken from ``groups`` only once every window taken so far has been
+    handed out but the last, that is while the consumer works on it: a lazy ``groups`` that
+    claims its work on demand holds at most one group ahead. At most ``prefetch`` reads are in
+    flight or waiting. Every group must have a window (``ValueError`` otherwise); read errors
+    and closing early behave as in :func:`stream_windows`.
+    """
     prefetch = max(1, prefetch)
+    source = iter(groups)
+    todo: deque[tuple[K, Window, bool]] = deque()
+    pending: deque[tuple[K, Window, bool, Future[np.ndarray]]] = deque()
+
+    def take_group() -> None:
+        for key, windows in source:
+            if not windows:
+                raise ValueError(f"window group {key!r} is empty")
+            todo.extend((key, w, i == len(windows) - 1) for i, w in enumerate(windows))
+            return
+
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="slide-read") as pool:
-        pending: deque[tuple[Window, Future[np.ndarray]]] = deque()
-        todo = iter(windows)
+
+        def submit() -> None:
+            while todo and len(pending) < prefetch:
+                key, window, last = todo.popleft()
+                pending.append((key, window, last, pool.submit(read_window, slide, window)))
+
         try:
-            for window in todo:
-                pending.append((window, pool.submit(read_window, slide, window)))
-                if len(pending) >= prefetch:
-                    done, future = pending.popleft()
-                    yield done, future.result()
-            while pending:
-                done, future = pending.popleft()
-                yield done, future.result()
+            take_group()
+            while todo or pending:
+                submit()
+                if not todo and len(pending) <= 1:
+                    take_group()  # the consumer is about to work on the last window taken
+                    submit()
+                key, window, last, future = pending.popleft()
+                yield key, window, future.result(), last
         finally:
-            for _, future in pending:
+            for *_, future in pending:
                 future.cancel()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ml.pipeline import PipelineConfig, analyse
+from ml.pipeline import FrontResult, PipelineConfig, analyse
 from tests.analysis.conftest import GRID
 from tests.conftest import SLIDE_FILE
 
@@ -149,30 +149,44 @@ def test_retry_is_a_new_run_with_the_same_inputs(slide, member, as_user, run_job
 
 
 def test_cancel_stops_the_run_at_the_next_chunk_and_names_who(
-    slide, member, owner, as_user, django_capture_on_commit_callbacks
+    slide, member, owner, as_user, django_capture_on_commit_callbacks, monkeypatch
 ) -> None:
-    from apps.analysis import tasks
+    from apps.analysis import services, tasks
     from apps.analysis.models import AnalysisRun
 
+    slide.project.toi_tile_size = GRID // 2  # smaller tiles: more than two chunks
+    slide.project.save(update_fields=["toi_tile_size"])
     client = as_user(member)
     with django_capture_on_commit_callbacks(execute=False):
         run_id = client.post("/api/analyses/", {"slide": slide.pk}, format="json").json()["id"]
     with django_capture_on_commit_callbacks(execute=False) as queued:
         tasks.run_front(run_id)  # the front task ran; its chunks are queued, not yet run
-    assert len(queued) == AnalysisRun.objects.get(pk=run_id).chunks.count() >= 2
-    tasks.run_chunk(AnalysisRun.objects.get(pk=run_id).chunks.first().pk)
+    chunks = AnalysisRun.objects.get(pk=run_id).chunks
+    assert len(queued) == chunks.count() >= 3
+    # The owner presses cancel as the first chunk's cells are recorded (its progress push),
+    # while the worker holds the next chunk it took ahead.
+    cancelled = []
+    publish = services.publish
 
-    response = as_user(owner).post(f"/api/analyses/{run_id}/cancel/")
+    def cancel_after_the_first_chunk(pushed_run_id: int) -> None:
+        publish(pushed_run_id)
+        if not cancelled and chunks.filter(status="done").exists():
+            cancelled.append(as_user(owner).post(f"/api/analyses/{run_id}/cancel/"))
+
+    monkeypatch.setattr(services, "publish", cancel_after_the_first_chunk)
+    tasks.run_chunk(chunks.order_by("index").first().pk)  # the worker goes on chunk by chunk
+
+    (response,) = cancelled
     assert response.status_code == 200
     assert response.json()["status"] == "cancelled"
     assert response.json()["error"] == "cancelled by owner"
-    for chunk in AnalysisRun.objects.get(pk=run_id).chunks.all():
+    for chunk in chunks.all():
         tasks.run_chunk(chunk.pk)  # what the workers would still pick up
     run = AnalysisRun.objects.get(pk=run_id)
     assert run.status == "cancelled" and run.cell_set is None
-    assert sorted(run.chunks.values_list("status", flat=True)) == ["done"] + ["skipped"] * (
-        run.chunks.count() - 1
-    )
+    # The chunk in hand when the cancel came still finishes; no other one starts.
+    statuses = list(chunks.order_by("index").values_list("status", flat=True))
+    assert statuses == ["done", "done"] + ["skipped"] * (len(statuses) - 2)
     assert client.post(f"/api/analyses/{run_id}/cancel/").status_code == 409
 
 
@@ -197,3 +211,51 @@ def test_a_broken_model_card_fails_the_run_at_once_naming_the_card_and_field(
     run = as_user(member).get(f"/api/analyses/{body['id']}/").json()
     assert run["status"] == "failed"
     assert "roi.json" in run["error"] and "field" in run["error"], run["error"]
+
+
+def test_weights_that_fail_their_sha256_fail_the_run_at_once_naming_the_card_and_field(
+    slide, member, as_user, run_jobs, settings, tmp_path
+) -> None:
+    import json
+
+    from apps.analysis.models import AnalysisRun
+    from tests.ml.test_pipeline import write_tiny_models
+
+    settings.MODEL_DIR = write_tiny_models(tmp_path / "models", tasks=("roi",))
+    card = settings.MODEL_DIR / "roi.json"
+    card.write_text(json.dumps({**json.loads(card.read_text()), "weights_sha256": "0" * 64}))
+    _, body = run_jobs(as_user(member), {"slide": slide.pk})
+    run = as_user(member).get(f"/api/analyses/{body['id']}/").json()
+    assert run["status"] == "failed"
+    assert "roi.json" in run["error"] and "weights_sha256" in run["error"], run["error"]
+    assert not AnalysisRun.objects.get(pk=body["id"]).chunks.exists()  # failed before any chunk
+
+
+def test_two_runs_of_one_slide_at_once_keep_their_chunks_apart(
+    slide, member, as_user, django_capture_on_commit_callbacks
+) -> None:
+    from apps.analysis.models import AnalysisRun
+
+    client = as_user(member)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        whole = client.post("/api/analyses/", {"slide": slide.pk}, format="json").json()["id"]
+        one = client.post(
+            "/api/analyses/", {"slide": slide.pk, "config": {"max_tiles": 1}}, format="json"
+        ).json()["id"]
+    jobs = list(queued)
+    # Both runs' steps through one queue, in the order they were queued (django-q2 sync mode).
+    while jobs:
+        with django_capture_on_commit_callbacks(execute=False) as more:
+            jobs.pop(0)()
+        jobs += more
+    for run_id, max_tiles in ((whole, None), (one, 1)):
+        run = AnalysisRun.objects.get(pk=run_id)
+        assert run.status == "done", run.error
+        config = PipelineConfig(tile_size=GRID, max_tiles=max_tiles)
+        direct = analyse(SLIDE_FILE, models_dir=None, device="cpu", config=config)
+        assert run.summary["cells"] == run.cell_set.annotations.count() == len(direct.cells)
+        tiles = sorted((t["col"], t["row"]) for c in run.chunks.all() for t in c.tiles)
+        assert tiles == sorted((t.col, t.row) for t in FrontResult.from_dict(run.front).tois)
+    runs = AnalysisRun.objects.filter(pk__in=[whole, one]).order_by("pk")
+    assert [r.chunks.count() for r in runs] == [len(runs[0].front["tois"]), 1]
+    assert runs[0].summary["cells"] != runs[1].summary["cells"]  # so a mix-up would show

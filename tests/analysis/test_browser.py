@@ -1,7 +1,8 @@
 """The analysis in a real browser: "Analyse" on the slide list, then the run's cells overlaid.
 
 The live server is WSGI (no websockets), so this covers the buttons, the REST state and the
-overlay; the websocket's events are covered by test_progress.py with channels' communicator.
+overlay; the websocket's events are covered by test_progress.py with channels' communicator,
+and in a real browser against daphne and a qcluster worker by test_browser_live.py.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from ml.pipeline import (
     build_stages,
     run_cells,
     run_front,
+    stream_cells,
 )
 from ml.pyramid import build_mosaic_slide
 from ml.slide import open_slide
@@ -230,6 +231,29 @@ def test_a_run_split_into_chunks_through_json_equals_one_run() -> None:
     assert [d.to_dict() for d in result.tiles] == [d.to_dict() for d in whole.tiles]
     assert result.roi.to_dict() == whole.roi.to_dict()
     assert result.dcc.to_dict() == whole.dcc.to_dict()
+
+
+def test_streaming_tile_groups_finds_the_cells_of_each_group_alone() -> None:
+    """stream_cells (one warm read-ahead over chunk after chunk) == run_cells per chunk."""
+    path = SLIDES_DIR / "cmu-1-small-region.svs"
+    config = PipelineConfig(tile_size=600).for_device(torch.device("cpu"))
+    stages = build_stages({}, torch.device("cpu"), config)
+    with open_slide(path) as slide:
+        tois = run_front(slide, stages, config).tois
+        groups = [(i, tois[i : i + 2]) for i in range(0, len(tois), 2)]
+        assert len(groups) >= 3
+        alone = [run_cells(slide, stages, config, tiles) for _, tiles in groups]
+        progress: list[tuple[int, int, int]] = []
+        streamed = list(
+            stream_cells(slide, stages, config, groups, progress=lambda *a: progress.append(a))
+        )
+    assert [key for key, _, _ in streamed] == [key for key, _ in groups]
+    for (_, cells, clock), expected in zip(streamed, alone, strict=True):
+        assert [c.to_dict() for c in cells] == [c.to_dict() for c in expected]
+        assert set(clock) == {"segmentation", "classification", "read_wait"}
+    for key, tiles in groups:
+        counts = [(done, total) for k, done, total in progress if k == key]
+        assert counts[0] == (0, len(tiles)) and counts[-1] == (len(tiles), len(tiles))
 
 
 @pytest.mark.parametrize(
