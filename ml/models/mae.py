@@ -105,13 +105,15 @@ class MaskedAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         enc = self.encoder
-        tokens = enc.patch_embed(x) + enc.pos_embed[:, 1:]
+        pos, cls_token = enc.pos_embed, enc.cls_token
+        assert pos is not None and cls_token is not None  # assemble_vit's ViT has both
+        tokens = enc.patch_embed(x) + pos[:, 1:]
         b, n, d = tokens.shape
         keep = int(n * (1 - self.mask_ratio))
         shuffle = torch.argsort(noise, dim=1)
         restore = torch.argsort(shuffle, dim=1)
         kept = torch.gather(tokens, 1, shuffle[:, :keep, None].expand(-1, -1, d))
-        cls = (enc.cls_token + enc.pos_embed[:, :1]).expand(b, -1, -1)
+        cls = (cls_token + pos[:, :1]).expand(b, -1, -1)
         latent = enc.fc_norm(enc.blocks(torch.cat([cls, kept], dim=1)))
         y = self.decoder_embed(latent)
         masked = self.mask_token.expand(b, n - keep, -1)

@@ -121,7 +121,9 @@ def prepare(
             # The target in the decoder's low-res frame: the mask in input px, padded to the
             # square the encoder saw, then shrunk (area) to the decoder's output.
             square = np.zeros((sam.img_size, sam.img_size), dtype=np.float32)
-            square[:nh, :nw] = cv2.resize(mask.astype(np.float32), (nw, nh), cv2.INTER_AREA)
+            square[:nh, :nw] = cv2.resize(
+                mask.astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA
+            )
             small = cv2.resize(square, (low_res, low_res), interpolation=cv2.INTER_AREA)
             tile_of.append(t)
             prompts.append(prompt)

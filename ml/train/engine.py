@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ml.cards import Normalisation
+from ml.cards import ModelCard, ModelCardError, Normalisation, load_model
 from ml.metrics import auroc, classification_report, confusion_matrix, macro_auroc
 
 #: ``lr_at(step)`` for a global step counted from 0.
@@ -352,6 +352,16 @@ def fit(
 
 
 # ------------------------------------------------------------------------ shared by commands
+
+
+def load_weights_except_head(model: nn.Module, encoder: ModelCard) -> None:
+    """Load a pre-trained encoder card's weights (sha256 checked) into ``model``: every weight
+    but the new classifier ``head``. Raises :class:`ModelCardError` when they do not fit."""
+    state = load_model(encoder, torch.device("cpu")).state_dict()
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    stray = [k for k in missing if not k.startswith("head.")] + list(unexpected)
+    if stray:
+        raise ModelCardError(encoder.path, "weights", f"do not fit the classifier: {stray[:5]}")
 
 
 def add_common_args(
