@@ -6,7 +6,8 @@
 Shaped like MAE's ``main_finetune.py``: :func:`get_args_parser` -> :func:`main` (explicit
 parameters, not the ``args`` object), with the loop in :mod:`ml.train.engine`. The data (a PBC
 manifest folder or an ImageFolder, :mod:`ml.datasets.cells`) are decoded once into memory,
-split 70/15/15 per class with a fixed seed, and trained from random weights (no pretrained
+split 70/15/15 per class with a fixed seed (a CELL-CLS-LABELED export keeps its split by
+slide instead, :func:`ml.train.layouts.labelled_export`), and trained from random weights (no pretrained
 weights can be downloaded here) with the SPEC's augmentations. The epoch with the best
 validation macro-F1 is kept; its validation and test figures go on the card, and the
 validation confusion matrix is the one the rescreening alert reads.
@@ -31,6 +32,7 @@ from ml.classes import ERYTHROBLAST_UNSTAGED
 from ml.datasets.cells import PBC_PROVENANCE, LabelledCells, load_labelled_cells, stratified_split
 from ml.device import pick_device
 from ml.models.build import build_model
+from ml.train import layouts
 from ml.train.engine import (
     FitState,
     classification_figures,
@@ -129,8 +131,23 @@ def main(
             encoder.normalisation,
             encoder.input_size,
         )
-    cells = load_labelled_cells(data, img_size=img_size, limit_per_class=limit_per_class, seed=seed)
-    train_idx, val_idx, test_idx = stratified_split(cells.labels, SPLIT, seed)
+    exported = layouts.labelled_export(data, img_size=img_size, seed=seed)
+    if exported:
+        cells, (train_idx, val_idx, test_idx), split = exported
+    else:
+        cells = load_labelled_cells(
+            data, img_size=img_size, limit_per_class=limit_per_class, seed=seed
+        )
+        train_idx, val_idx, test_idx = stratified_split(cells.labels, SPLIT, seed)
+        split = {
+            "fractions": list(SPLIT),
+            "seed": seed,
+            "kind": "stratified, random per cell",
+            "caveat": (
+                "no patient ids: cells of one smear can fall on both sides, so validation and "
+                "test figures are optimistic"
+            ),
+        }
     log(f"{len(cells.labels)} cells in {len(cells.classes)} classes: {cells.class_counts()}")
     log(f"split {len(train_idx)}/{len(val_idx)}/{len(test_idx)} (seed {seed}); {torch_device}")
     decoded_s = time.perf_counter() - started
@@ -200,7 +217,7 @@ def main(
             data,
             cells,
             encoder.architecture if encoder else backbone,
-            seed,
+            split,
             command,
             timings,
             state,
@@ -318,7 +335,7 @@ def _provenance(
     data: Path,
     cells: LabelledCells,
     backbone: str,
-    seed: int,
+    split: dict[str, Any],
     command: str,
     timings: dict[str, Any],
     state: FitState,
@@ -338,15 +355,7 @@ def _provenance(
         ),
         "validated_on_marrow": False,
         "dataset": dataset,
-        "split": {
-            "fractions": list(SPLIT),
-            "seed": seed,
-            "kind": "stratified, random per cell",
-            "caveat": (
-                "no patient ids: cells of one smear can fall on both sides, so validation and "
-                "test figures are optimistic"
-            ),
-        },
+        "split": split,
         "class_mapping": ERYTHROBLAST_DECISION if ERYTHROBLAST_UNSTAGED in cells.classes else "",
         "framing": (
             "each whole source image, resized; the pipeline crops a square around the cell's "

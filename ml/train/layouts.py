@@ -20,6 +20,9 @@ from typing import Any, Generic, TypeVar
 import cv2
 import numpy as np
 
+from ml.crops import resize_to
+from ml.datasets.cells import IMAGE_SUFFIXES, LabelledCells, report_order
+from ml.datasets.export.cell_cls import LABELED
 from ml.datasets.export.split import SPLITS
 
 T = TypeVar("T")
@@ -164,3 +167,43 @@ def cell_seg_tiles(folder: Path) -> list[tuple[Path, list[Path]]]:
         masks = sorted((folder / "masks" / image.stem).glob("*.png"), key=lambda p: int(p.stem))
         tiles.append((image, masks))
     return tiles
+
+
+def image_folder(folder: Path) -> list[tuple[Path, str]]:
+    """CELL-CLS-LABELED: ``(crop, class key)`` for each crop in ``<class>/`` of one side."""
+    if not folder.is_dir():
+        return []
+    return [
+        (path, sub.name)
+        for sub in sorted(p for p in folder.iterdir() if p.is_dir())
+        for path in sorted(sub.iterdir())
+        if path.suffix.lower() in IMAGE_SUFFIXES
+    ]
+
+
+def labelled_export(
+    data: Path, *, img_size: int, seed: int
+) -> tuple[LabelledCells, tuple[np.ndarray, np.ndarray, np.ndarray], dict[str, Any]] | None:
+    """A CELL-CLS-LABELED export's crops decoded at ``img_size`` with its split by slide:
+    ``(cells, (train, val, test) indices, split provenance)``; ``None`` when ``data`` is not
+    such an export (then it is a plain ImageFolder or a PBC folder)."""
+    data = Path(data)
+    if not ((data / LABELED).is_dir() or (data.name == LABELED and (data / "train").is_dir())):
+        return None
+    splits = read_splits(
+        data, LABELED, image_folder, lambda item: tile_slide(item[0].stem), seed=seed
+    )
+    sides = (splits.train, splits.val, splits.test)
+    items = [item for side in sides for item in side]
+    classes = report_order([key for _, key in items])
+    index = {key: i for i, key in enumerate(classes)}
+    cells = LabelledCells(
+        images=np.stack([resize_to(read_rgb(path), img_size) for path, _ in items]),
+        labels=np.array([index[key] for _, key in items], dtype=np.int64),
+        classes=classes,
+        files=tuple(str(path) for path, _ in items),
+        layout="export",
+    )
+    bounds = np.cumsum([0, *(len(side) for side in sides)])
+    ranges = tuple(np.arange(bounds[i], bounds[i + 1]) for i in range(3))
+    return cells, (ranges[0], ranges[1], ranges[2]), splits.provenance

@@ -13,7 +13,10 @@ from ml.cli import main
 from ml.models.build import build_model
 from ml.models.sam_everything import SamEverything
 from ml.pipeline import PipelineConfig, build_stages
+from ml.stages.cells import BoxPromptSegmenter
 from ml.train import layouts
+from ml.zoo import install_lite_medsam
+from tests.ml.exports import write_bccd_export
 
 CPU = torch.device("cpu")
 
@@ -57,3 +60,26 @@ def test_the_tuned_sam_runs_in_everything_mode_as_the_pipelines_segmenter(
                               stability_score_thresh=0.0)  # fmt: skip
     (found,) = generator.generate([layouts.read_rgb(image)])
     assert found.boxes.shape[1] == 4
+
+
+@pytest.mark.slow
+def test_litemedsam_is_fine_tuned_from_its_published_card_with_box_prompts(
+    tmp_path: Path,
+) -> None:
+    export = write_bccd_export(tmp_path / "small", n=3)  # two training slides: a quick epoch
+    lite = install_lite_medsam(tmp_path / "models")
+    assert lite is not None
+    out = tmp_path / "out"
+    args = ["train", "cell-seg", "--data", str(export), "--out", str(out), "--init", str(lite.path),
+            "--epochs", "1", "--batch-size", "32", "--lr", "1e-5", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    card = load_card(out / "cell-seg-lite-medsam-decoder-tuned.json")
+    assert card.architecture == "lite_medsam" and card.provenance["prompts"] == "boxes"
+    assert card.provenance["init"] == lite.name and card.input_size == 256
+    figures = card.metrics["validation"]
+    assert 0.0 <= figures["recall75"] <= figures["recall50"] <= 1.0
+    # Published weights prompted by each cell's own box find most BCCD cells.
+    assert figures["recall50"] >= 0.5
+    config = PipelineConfig(lite_medsam_cells=True)
+    stages = build_stages({"cell_segmentation": card}, CPU, config)
+    assert isinstance(stages.cells, BoxPromptSegmenter)

@@ -55,7 +55,7 @@ def test_the_cell_classifier_starts_from_the_encoder_card_with_init(
     trained: Path, bccd_export: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "classifier"
-    args = ["train", "cell-classifier", "--data", str(bccd_export / "cell_cls_labeled" / "train"),
+    args = ["train", "cell-classifier", "--data", str(bccd_export),
             "--out", str(out), "--init", str(trained), "--epochs", "1", "--batch-size", "32",
             "--no-progress"]  # fmt: skip
     assert main(args) == 0
@@ -64,12 +64,18 @@ def test_the_cell_classifier_starts_from_the_encoder_card_with_init(
     encoder = load_card(trained)
     assert card.architecture == "mae_vit_tiny" and card.input_size == 64
     assert card.config == {"num_classes": 2, "img_size": 64}
-    assert card.classes == ("neutrophil", "others")
+    assert set(card.classes) == {"neutrophil", "others"}
     assert card.provenance["pretrained"] == {
         "card": encoder.name,
         "weights_sha256": encoder.weights_sha256,
     }
     assert card.confusion_matrix is not None and card.confusion_matrix.shape == (2, 2)
+    # The export's split by slide is kept: validation and test are the manifest's slides.
+    assert card.provenance["split"]["by"] == "slide"
+    assert card.provenance["dataset"]["layout"] == "export"
+    assert card.metrics["validation"]["n"] == len(
+        layouts.image_folder(bccd_export / "cell_cls_labeled" / "val")
+    )
 
 
 def test_init_refuses_a_card_that_is_not_an_encoder(
