@@ -26,7 +26,7 @@ from ml.device import DeviceError
 from ml.pipeline import PipelineConfig, Progress, analyse
 from ml.slide import SlideOpenError, SlideReadError
 from ml.train import cell_classifier, cell_seg, mae_pretrain, roi, toi
-from ml.train.engine import NonFiniteLossError
+from ml.train.engine import NonFiniteLossError, TrainingPaused
 from ml.train.layouts import TrainingDataError
 
 
@@ -100,6 +100,9 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         for name, module, _ in _TRAINERS:
             if args.trainer == name:
                 module.run(args, command)
+    except TrainingPaused as paused:  # asked for: the checkpoint resumes it
+        print(str(paused), file=sys.stderr)
+        return 0
     except errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

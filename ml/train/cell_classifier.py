@@ -109,9 +109,10 @@ def main(
     init: Path | None = None,
     resume: bool = False,
     stop_after_epoch: int | None = None,
-) -> ModelCard | None:
+) -> ModelCard:
     """Train, evaluate and write ``<out>/<name>.pt`` and ``<out>/<name>.json``; return the card
-    (``None`` when ``stop_after_epoch`` stopped it early: ``resume`` continues).
+    (:class:`ml.train.engine.TrainingPaused` when ``stop_after_epoch`` stops it early on
+    purpose: ``resume`` continues).
 
     Raises :class:`ml.datasets.cells.CellDataError` for unusable data,
     :class:`ml.train.engine.NonFiniteLossError` on a non-finite loss (nothing is written then)
@@ -186,8 +187,6 @@ def main(
         resume=resume,
         stop_after=stop_after_epoch,
     )
-    if not state.finished(epochs):
-        return None
     model.load_state_dict(state.best_state)
     figures = {
         split: classification_figures(
@@ -372,7 +371,7 @@ def _provenance(
     }
 
 
-def run(args: argparse.Namespace, command: str) -> ModelCard | None:
+def run(args: argparse.Namespace, command: str) -> ModelCard:
     """:func:`main` with the parsed arguments spelled out (the CLI's entry point)."""
     return main(
         data=args.data,

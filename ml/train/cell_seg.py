@@ -232,8 +232,9 @@ def main(
     stop_after_epoch: int | None,
     progress: bool,
     command: str,
-) -> ModelCard | None:
-    """Fine-tune and write ``<out>/<name>.pt`` + ``.json``; ``None`` when stopped early.
+) -> ModelCard:
+    """Fine-tune and write ``<out>/<name>.pt`` + ``.json`` (or raise
+    :class:`ml.train.engine.TrainingPaused` when stopped early on purpose).
 
     Raises :class:`ml.train.layouts.TrainingDataError`, :class:`ml.cards.ModelCardError` for a
     bad ``--init`` card, :class:`ml.train.engine.NonFiniteLossError` and ``ValueError``.
@@ -297,8 +298,6 @@ def main(
         resume=resume,
         stop_after=stop_after_epoch,
     )
-    if not state.finished(epochs):
-        return None
     model.load_state_dict(state.best_state)
     val = recall_figures(model, sets["val"], boxes)
     metrics: dict[str, Any] = {
@@ -346,7 +345,7 @@ def main(
     return card
 
 
-def run(args: argparse.Namespace, command: str) -> ModelCard | None:
+def run(args: argparse.Namespace, command: str) -> ModelCard:
     """:func:`main` with the parsed arguments spelled out (the CLI's entry point)."""
     return main(
         data=args.data,

@@ -40,6 +40,18 @@ BatchLoss = Callable[[torch.Tensor], torch.Tensor]
 CHECKPOINT = "checkpoint.pt"
 
 
+class TrainingPaused(Exception):
+    """Training stopped on purpose (``--stop-after-epoch``) after ``epoch`` epochs; the
+    checkpoint at ``checkpoint`` resumes it. No card was written."""
+
+    def __init__(self, epoch: int, epochs: int, checkpoint: Path) -> None:
+        super().__init__(
+            f"stopped after epoch {epoch}/{epochs}; --resume continues from {checkpoint}"
+        )
+        self.epoch = epoch
+        self.checkpoint = checkpoint
+
+
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; training stopped (no weights were written)."""
 
@@ -250,9 +262,6 @@ class FitState:
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
 
-    def finished(self, epochs: int) -> bool:
-        return self.epoch + 1 >= epochs
-
 
 def save_checkpoint(
     path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -318,8 +327,8 @@ def fit(
 
     After each epoch ``<out>/checkpoint.pt`` holds the model, optimizer, epoch, RNG states,
     history and best epoch; with ``resume`` an existing one is loaded and training continues at
-    the next epoch. ``stop_after`` stops after that many epochs in all (the checkpoint then
-    resumes it); check :meth:`FitState.finished`. Each epoch's row of the history has the
+    the next epoch. ``stop_after`` stops after that many epochs in all by raising
+    :class:`TrainingPaused` (the checkpoint then resumes it). Each epoch's row of the history has the
     training figures, ``val_<key>`` for each validation figure, and the seconds it took.
     """
     path = out / CHECKPOINT
@@ -331,8 +340,7 @@ def fit(
         log(f"resumed from {path} after epoch {state.epoch + 1}/{epochs}")
     for epoch in range(state.epoch + 1, epochs):
         if stop_after is not None and epoch >= stop_after:
-            log(f"stopped after epoch {epoch}/{epochs}; --resume continues from {path}")
-            break
+            raise TrainingPaused(epoch, epochs, path)
         started = time.perf_counter()
         stats = train_epoch(epoch)
         val = validate()

@@ -96,9 +96,10 @@ def main(
     stop_after_epoch: int | None,
     progress: bool,
     command: str,
-) -> ModelCard | None:
-    """Pre-train and write the encoder's ``<out>/<name>.pt`` + ``.json``; ``None`` when stopped
-    early. Raises :class:`ml.train.layouts.TrainingDataError`,
+) -> ModelCard:
+    """Pre-train and write the encoder's ``<out>/<name>.pt`` + ``.json``; return its card.
+
+    Raises :class:`ml.train.engine.TrainingPaused` when stopped early on purpose, :class:`ml.train.layouts.TrainingDataError`,
     :class:`ml.train.engine.NonFiniteLossError` and ``ValueError`` for a bad number."""
     check_numbers(epochs=epochs, batch_size=batch_size, lr=lr)
     if img_size % 16:
@@ -157,8 +158,6 @@ def main(
         resume=resume,
         stop_after=stop_after_epoch,
     )
-    if not state.finished(epochs):
-        return None
     mae.load_state_dict(state.best_state)
     val = reconstruction_loss(mae, sets["val"], torch_device)
     metrics: dict[str, Any] = {
@@ -204,7 +203,7 @@ def main(
     return card
 
 
-def run(args: argparse.Namespace, command: str) -> ModelCard | None:
+def run(args: argparse.Namespace, command: str) -> ModelCard:
     """:func:`main` with the parsed arguments spelled out (the CLI's entry point)."""
     return main(
         data=args.data,

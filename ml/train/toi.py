@@ -76,8 +76,9 @@ def main(
     stop_after_epoch: int | None,
     progress: bool,
     command: str,
-) -> ModelCard | None:
-    """Train and write ``<out>/<name>.pt`` + ``.json``; ``None`` when stopped early (resumable).
+) -> ModelCard:
+    """Train and write ``<out>/<name>.pt`` + ``.json`` (:class:`ml.train.engine.TrainingPaused` when
+    stopped early on purpose: ``resume`` continues).
 
     Raises :class:`ml.train.layouts.TrainingDataError` (also when a side holds one class
     only), :class:`ml.train.engine.NonFiniteLossError` and ``ValueError`` for a bad number.
@@ -145,8 +146,6 @@ def main(
         resume=resume,
         stop_after=stop_after_epoch,
     )
-    if not state.finished(epochs):
-        return None
     model.load_state_dict(state.best_state)
     val = figures("val")
     metrics: dict[str, Any] = {
@@ -182,7 +181,7 @@ def main(
     return card
 
 
-def run(args: argparse.Namespace, command: str) -> ModelCard | None:
+def run(args: argparse.Namespace, command: str) -> ModelCard:
     """:func:`main` with the parsed arguments spelled out (the CLI's entry point)."""
     return main(
         data=args.data,

@@ -51,6 +51,7 @@ def test_the_encoder_loads_strictly_and_its_weights_fit_the_classifier_but_the_h
     assert set(missing) == {"head.weight", "head.bias"} and not unexpected
 
 
+@pytest.mark.slow
 def test_the_cell_classifier_starts_from_the_encoder_card_with_init(
     trained: Path, bccd_export: Path, tmp_path: Path
 ) -> None:
