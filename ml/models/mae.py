@@ -86,7 +86,7 @@ class MaskedAutoencoder(nn.Module):
             *[
                 Block(decoder_dim, decoder_heads, mlp_ratio=4.0, qkv_bias=True)
                 for _ in range(decoder_depth)
-            ]  # fmt: skip
+            ]
         )
         self.decoder_norm = nn.LayerNorm(decoder_dim)
         self.decoder_pred = nn.Linear(decoder_dim, self.patch * self.patch * 3)

@@ -222,7 +222,7 @@ def main(
             state,
             torch_device,
             encoder,
-        ),  # fmt: skip
+        ),
         metrics=_card_metrics(figures),
     )
     test = figures["test"]

@@ -199,7 +199,9 @@ def recall_figures(model: Sam, data: Prompted, boxes: bool, batch: int = 64) -> 
     return {"recall50": tp50 / n, "recall75": tp75 / n, "loss": sum(losses) / n}
 
 
-def build(architecture: str, tiny: bool, init: Path | None, device: torch.device) -> tuple[Sam, str, dict[str, Any], str | None]:  # fmt: skip
+def build(
+    architecture: str, tiny: bool, init: Path | None, device: torch.device
+) -> tuple[Sam, str, dict[str, Any], str | None]:
     """The model to fine-tune, its architecture and config, and the card it started from."""
     if init is not None:
         card = load_card(init)

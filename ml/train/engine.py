@@ -264,9 +264,13 @@ class FitState:
 
 
 def save_checkpoint(
-    path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
-    generator: torch.Generator, state: FitState,
-) -> None:  # fmt: skip
+    path: Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    state: FitState,
+) -> None:
     """Write everything resuming needs; atomically (a crash mid-write keeps the previous one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rng: dict[str, Any] = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
@@ -288,9 +292,13 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
-    generator: torch.Generator, device: torch.device,
-) -> FitState:  # fmt: skip
+    path: Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    device: torch.device,
+) -> FitState:
     """Restore model, optimizer and RNG states from :func:`save_checkpoint`'s file."""
     checkpoint = torch.load(path, map_location=device, weights_only=True)
     model.load_state_dict(checkpoint["model"])

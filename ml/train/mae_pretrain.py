@@ -69,7 +69,9 @@ def reconstruction_loss(
 ) -> float:
     """Mean masked-patch MSE over ``crops``, each with the same mask every time."""
     mae.eval()
-    noise = torch.rand(len(crops), mae.num_patches, generator=torch.Generator().manual_seed(VAL_MASK_SEED))  # fmt: skip
+    noise = torch.rand(
+        len(crops), mae.num_patches, generator=torch.Generator().manual_seed(VAL_MASK_SEED)
+    )
     total = 0.0
     for start in range(0, len(crops), batch):
         x = normalised(to_input(crops[start : start + batch], device), NORMALISATION)
