@@ -41,6 +41,10 @@ from ml.models.build import MODEL_REGISTRY, UnknownArchitectureError, build_mode
 
 SCHEMA_VERSION = 1
 TASKS = ("roi", "toi", "cell_segmentation", "cell_classification")
+#: A pre-trained encoder (``python -m ml train mae-pretrain``): a starting point for training a
+#: classifier, never a pipeline stage, so :func:`discover_cards` leaves it out.
+ENCODER_TASK = "cell_encoder"
+_CARD_TASKS = (*TASKS, ENCODER_TASK)
 # Tasks whose builders take ``num_classes`` and whose head must match ``classes``.
 _CLASSIFYING_TASKS = ("roi", "toi", "cell_classification")
 _REQUIRED_CLASS = {"roi": "roi", "toi": "toi"}
@@ -113,7 +117,9 @@ def load_card(path: Path | str) -> ModelCard:
     v.require(
         "schema_version", int, check=lambda x: x == SCHEMA_VERSION, why=f"must be {SCHEMA_VERSION}"
     )
-    task = v.require("task", str, check=lambda x: x in TASKS, why=f"must be one of {TASKS}")
+    task = v.require(
+        "task", str, check=lambda x: x in _CARD_TASKS, why=f"must be one of {_CARD_TASKS}"
+    )
     classes = v.classes(task)
     config = dict(v.require("config", dict))
     if task in _CLASSIFYING_TASKS:
@@ -337,6 +343,8 @@ def discover_cards(models_dir: Path | str | None) -> dict[str, ModelCard]:
     cards: dict[str, ModelCard] = {}
     for path in sorted(Path(models_dir).glob("*.json")):
         card = load_card(path)
+        if card.task not in TASKS:
+            continue
         if card.task in cards:
             raise ModelCardError(
                 path, "task", f"{card.task!r} already provided by {cards[card.task].path.name}"

@@ -1,5 +1,6 @@
 """Command line: ``python -m ml analyse SLIDE --models DIR --out result.json [--geojson cells.geojson]``
-, ``python -m ml train cell-classifier --data DIR --out DIR [...]`` (:mod:`ml.train`)
+, ``python -m ml train {roi,toi,cell-seg,mae-pretrain,cell-classifier} --data DIR --out DIR
+[...]`` (:mod:`ml.train`)
 and ``python -m ml install-models --models DIR`` (the day-one model cards, :mod:`ml.zoo`).
 
 Runs :func:`ml.pipeline.analyse` with a tqdm progress bar per stage and writes the result as
@@ -24,8 +25,9 @@ from ml.datasets.cells import CellDataError
 from ml.device import DeviceError
 from ml.pipeline import PipelineConfig, Progress, analyse
 from ml.slide import SlideOpenError, SlideReadError
-from ml.train import cell_classifier
-from ml.train.engine import NonFiniteLossError
+from ml.train import cell_classifier, cell_seg, mae_pretrain, roi, toi
+from ml.train.engine import NonFiniteLossError, TrainingPaused
+from ml.train.layouts import TrainingDataError
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -70,14 +72,38 @@ def _add_train_commands(commands: argparse._SubParsersAction) -> None:
         parents=[cell_classifier.get_args_parser()],
         help="a timm cell classifier from labelled cell images (PBC or ImageFolder)",
     )
+    for name, module, what in _TRAINERS:
+        trainers.add_parser(name, parents=[module.get_args_parser()], help=what)
+
+
+_TRAINERS = (
+    ("roi", roi, "the ROI segmenter (TextureUnet) from an ROI-SEG export"),
+    ("toi", toi, "the TOI classifier (TCNet) from a TOI-CLS export"),
+    ("cell-seg", cell_seg, "fine-tune SAM's mask decoder on a CELL-SEG export"),
+    ("mae-pretrain", mae_pretrain, "MAE pre-training on CELL-CLS-UNLABELED crops (encoder card)"),
+)
 
 
 def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     command = shlex.join(["python", "-m", "ml", *argv])
+    errors = (
+        CellDataError,
+        TrainingDataError,
+        NonFiniteLossError,
+        DeviceError,
+        ModelCardError,
+        ValueError,
+    )
     try:
         if args.trainer == "cell-classifier":
             cell_classifier.run(args, command)
-    except (CellDataError, NonFiniteLossError, DeviceError, ModelCardError, ValueError) as exc:
+        for name, module, _ in _TRAINERS:
+            if args.trainer == name:
+                module.run(args, command)
+    except TrainingPaused as paused:  # asked for: the checkpoint resumes it
+        print(str(paused), file=sys.stderr)
+        return 0
+    except errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

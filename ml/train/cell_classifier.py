@@ -1,39 +1,47 @@
 """Train a cell classifier on expert-labelled cell images and write its model card.
 
 ``python -m ml train cell-classifier --data DIR --out DIR [--epochs N --backbone NAME ...]``
+``python -m ml train cell-classifier --data DIR --out DIR --init MAE_ENCODER_CARD [...]``
 
 Shaped like MAE's ``main_finetune.py``: :func:`get_args_parser` -> :func:`main` (explicit
 parameters, not the ``args`` object), with the loop in :mod:`ml.train.engine`. The data (a PBC
 manifest folder or an ImageFolder, :mod:`ml.datasets.cells`) are decoded once into memory,
-split 70/15/15 per class with a fixed seed, and trained from random weights (no pretrained
+split 70/15/15 per class with a fixed seed (a CELL-CLS-LABELED export keeps its split by
+slide instead, :func:`ml.train.layouts.labelled_export`), and trained from random weights (no pretrained
 weights can be downloaded here) with the SPEC's augmentations. The epoch with the best
 validation macro-F1 is kept; its validation and test figures go on the card, and the
 validation confusion matrix is the one the rescreening alert reads.
+
+``--init`` starts from an encoder card of ``python -m ml train mae-pretrain`` (SPEC §2.4(b)):
+the classifier is then that MAE ViT (``mae_vit_b`` / ``mae_vit_tiny``) at the encoder's input
+size and normalisation, every weight but the new head loaded from the encoder.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import timm
 import torch
 from torch import nn
 
-from ml.cards import ModelCard, Normalisation, save_model
+from ml.cards import ENCODER_TASK, ModelCard, ModelCardError, Normalisation, load_card, save_model
 from ml.classes import ERYTHROBLAST_UNSTAGED
 from ml.datasets.cells import PBC_PROVENANCE, LabelledCells, load_labelled_cells, stratified_split
 from ml.device import pick_device
 from ml.models.build import build_model
+from ml.train import layouts
 from ml.train.engine import (
+    FitState,
     classification_figures,
     cosine_schedule,
+    environment,
     evaluate,
+    fit,
+    load_weights_except_head,
+    log,
     train_one_epoch,
 )
 
@@ -69,6 +77,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--name", default=None, help="card name (default: says what it is)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--init", type=Path, default=None, help="start from an MAE encoder card (mae-pretrain)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    parser.add_argument(
+        "--stop-after-epoch", type=int, default=None, help="stop after N epochs (resumable)"
+    )
     return parser
 
 
@@ -91,8 +106,13 @@ def main(
     name: str | None,
     progress: bool,
     command: str,
+    init: Path | None = None,
+    resume: bool = False,
+    stop_after_epoch: int | None = None,
 ) -> ModelCard:
-    """Train, evaluate and write ``<out>/<name>.pt`` and ``<out>/<name>.json``; return the card.
+    """Train, evaluate and write ``<out>/<name>.pt`` and ``<out>/<name>.json``; return the card
+    (:class:`ml.train.engine.TrainingPaused` when ``stop_after_epoch`` stops it early on
+    purpose: ``resume`` continues).
 
     Raises :class:`ml.datasets.cells.CellDataError` for unusable data,
     :class:`ml.train.engine.NonFiniteLossError` on a non-finite loss (nothing is written then)
@@ -104,17 +124,49 @@ def main(
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     torch_device = pick_device(device)
-    cells = load_labelled_cells(data, img_size=img_size, limit_per_class=limit_per_class, seed=seed)
-    train_idx, val_idx, test_idx = stratified_split(cells.labels, SPLIT, seed)
-    _log(f"{len(cells.labels)} cells in {len(cells.classes)} classes: {cells.class_counts()}")
-    _log(f"split {len(train_idx)}/{len(val_idx)}/{len(test_idx)} (seed {seed}); {torch_device}")
+    encoder = _encoder_card(init) if init else None
+    architecture, norm = ARCHITECTURE, NORMALISATION
+    if encoder:
+        architecture, norm, img_size = (
+            encoder.architecture,
+            encoder.normalisation,
+            encoder.input_size,
+        )
+    exported = layouts.labelled_export(data, img_size=img_size, seed=seed)
+    if exported:
+        cells, (train_idx, val_idx, test_idx), split = exported
+    else:
+        cells = load_labelled_cells(
+            data, img_size=img_size, limit_per_class=limit_per_class, seed=seed
+        )
+        train_idx, val_idx, test_idx = stratified_split(cells.labels, SPLIT, seed)
+        split = {
+            "fractions": list(SPLIT),
+            "seed": seed,
+            "kind": "stratified, random per cell",
+            "caveat": (
+                "no patient ids: cells of one smear can fall on both sides, so validation and "
+                "test figures are optimistic"
+            ),
+        }
+    log(f"{len(cells.labels)} cells in {len(cells.classes)} classes: {cells.class_counts()}")
+    log(f"split {len(train_idx)}/{len(val_idx)}/{len(test_idx)} (seed {seed}); {torch_device}")
     decoded_s = time.perf_counter() - started
 
-    config = {"backbone": backbone, "num_classes": len(cells.classes), "img_size": img_size}
-    model = build_model(ARCHITECTURE, config).to(torch_device)
+    config: dict[str, Any] = {
+        "backbone": backbone,
+        "num_classes": len(cells.classes),
+        "img_size": img_size,
+    }
+    if encoder:
+        config = {**encoder.config, "num_classes": len(cells.classes)}
+    model = build_model(architecture, config)
+    if encoder:
+        load_weights_except_head(model, encoder)
+    model = model.to(torch_device)
     images = torch.from_numpy(cells.images)
     labels = torch.from_numpy(cells.labels)
-    best, history = _fit(
+    state = _fit(
         model,
         images[train_idx],
         labels[train_idx],
@@ -130,12 +182,16 @@ def main(
         device=torch_device,
         seed=seed,
         progress=progress,
+        norm=norm,
+        out=out,
+        resume=resume,
+        stop_after=stop_after_epoch,
     )
-    model.load_state_dict(best["state"])
+    model.load_state_dict(state.best_state)
     figures = {
         split: classification_figures(
             cells.labels[idx],
-            evaluate(model, images[idx], norm=NORMALISATION, device=torch_device, batch_size=256),
+            evaluate(model, images[idx], norm=norm, device=torch_device, batch_size=256),
             cells.classes,
         )
         for split, idx in (("validation", val_idx), ("test", test_idx))
@@ -149,20 +205,28 @@ def main(
     card = save_model(
         model.cpu(),
         out,
-        name=name or default_name(cells, backbone),
+        name=name or default_name(cells, encoder.architecture if encoder else backbone),
         task="cell_classification",
-        architecture=ARCHITECTURE,
+        architecture=architecture,
         config=config,
         classes=cells.classes,
         input_size=img_size,
-        normalisation=NORMALISATION,
+        normalisation=norm,
         provenance=_provenance(
-            data, cells, backbone, seed, command, timings, best["epoch"], history, torch_device
+            data,
+            cells,
+            encoder.architecture if encoder else backbone,
+            split,
+            command,
+            timings,
+            state,
+            torch_device,
+            encoder,
         ),
         metrics=_card_metrics(figures),
     )
     test = figures["test"]
-    _log(
+    log(
         f"test accuracy {test['accuracy']:.3f}, macro-F1 {test['macro_f1']:.3f}; "
         f"{timings['wall_s'] / 60:.1f} min wall, {timings['cpu_s'] / 60:.1f} CPU-min; card {card.path}"
     )
@@ -186,8 +250,12 @@ def _fit(
     device: torch.device,
     seed: int,
     progress: bool,
-) -> tuple[dict[str, Any], list[dict[str, float]]]:
-    """Train for ``epochs``; return the best epoch by validation macro-F1 and the history."""
+    norm: Normalisation,
+    out: Path,
+    resume: bool,
+    stop_after: int | None,
+) -> FitState:
+    """Train for ``epochs`` (:func:`ml.train.engine.fit`); the best epoch by validation macro-F1."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     steps = -(-len(train_images) // batch_size)
@@ -195,17 +263,15 @@ def _fit(
         base_lr=lr, warmup_steps=warmup_epochs * steps, total_steps=epochs * steps
     )
     generator = torch.Generator().manual_seed(seed)
-    best: dict[str, Any] = {"macro_f1": -1.0, "epoch": -1, "state": model.state_dict()}
-    history = []
-    for epoch in range(epochs):
-        t = time.perf_counter()
-        stats = train_one_epoch(
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        return train_one_epoch(
             model,
             train_images,
             train_labels,
             optimizer=optimizer,
             criterion=criterion,
-            norm=NORMALISATION,
+            norm=norm,
             device=device,
             batch_size=batch_size,
             lr_at=schedule,
@@ -213,24 +279,32 @@ def _fit(
             generator=generator,
             progress=progress,
         )
-        probs = evaluate(model, val_images, norm=NORMALISATION, device=device, batch_size=256)
+
+    def validate() -> dict[str, float]:
+        probs = evaluate(model, val_images, norm=norm, device=device, batch_size=256)
         val = classification_figures(cells.labels[val_idx], probs, cells.classes)
-        row = {
-            "epoch": epoch,
-            "loss": round(stats["loss"], 4),
-            "val_accuracy": round(val["accuracy"], 4),
-            "val_macro_f1": round(val["macro_f1"], 4),
-            "seconds": round(time.perf_counter() - t, 1),
-        }
-        history.append(row)
-        _log(
-            f"epoch {epoch + 1}/{epochs}: loss {row['loss']:.3f}, validation accuracy "
-            f"{row['val_accuracy']:.3f}, macro-F1 {row['val_macro_f1']:.3f} ({row['seconds']} s)"
-        )
-        if val["macro_f1"] > best["macro_f1"]:
-            state = copy.deepcopy(model.state_dict())
-            best = {"macro_f1": val["macro_f1"], "epoch": epoch, "state": state}
-    return best, history
+        return {"accuracy": val["accuracy"], "macro_f1": val["macro_f1"]}
+
+    return fit(
+        model,
+        optimizer,
+        epochs=epochs,
+        train_epoch=train_epoch,
+        validate=validate,
+        score=lambda val: val["macro_f1"],
+        out=out,
+        generator=generator,
+        device=device,
+        resume=resume,
+        stop_after=stop_after,
+    )
+
+
+def _encoder_card(path: Path) -> ModelCard:
+    card = load_card(path)
+    if card.task != ENCODER_TASK:
+        raise ModelCardError(path, "task", f"--init needs a {ENCODER_TASK!r} card (mae-pretrain)")
+    return card
 
 
 def default_name(cells: LabelledCells, backbone: str) -> str:
@@ -260,12 +334,12 @@ def _provenance(
     data: Path,
     cells: LabelledCells,
     backbone: str,
-    seed: int,
+    split: dict[str, Any],
     command: str,
     timings: dict[str, Any],
-    best_epoch: int,
-    history: list[dict[str, float]],
+    state: FitState,
     device: torch.device,
+    encoder: ModelCard | None,
 ) -> dict[str, Any]:
     pbc = cells.layout == "pbc-manifest"
     dataset: dict[str, Any] = {"path": str(Path(data).resolve()), "layout": cells.layout}
@@ -273,43 +347,28 @@ def _provenance(
     dataset["class_counts"] = cells.class_counts()
     return {
         "source": (
-            f"{backbone} trained from random weights on {len(cells.labels)} expert-labelled "
+            f"{backbone} trained from "
+            + (f"the MAE encoder {encoder.name}" if encoder else "random weights")
+            + f" on {len(cells.labels)} expert-labelled "
             + ("PERIPHERAL BLOOD cells (PBC); never validated on bone marrow" if pbc else "cells")
         ),
         "validated_on_marrow": False,
         "dataset": dataset,
-        "split": {
-            "fractions": list(SPLIT),
-            "seed": seed,
-            "kind": "stratified, random per cell",
-            "caveat": (
-                "no patient ids: cells of one smear can fall on both sides, so validation and "
-                "test figures are optimistic"
-            ),
-        },
+        "split": split,
         "class_mapping": ERYTHROBLAST_DECISION if ERYTHROBLAST_UNSTAGED in cells.classes else "",
         "framing": (
             "each whole source image, resized; the pipeline crops a square around the cell's "
             "mask box plus the box offset, so its cells may be framed tighter than in training"
         ),
-        "pretrained": False,
-        "best_epoch": best_epoch,
-        "history": history,
+        "pretrained": (
+            {"card": encoder.name, "weights_sha256": encoder.weights_sha256} if encoder else False
+        ),
+        "best_epoch": state.best_epoch,
+        "history": state.history,
         "command": command,
         "timings": timings,
-        "environment": {
-            "device": str(device),
-            "torch": torch.__version__,
-            "timm": timm.__version__,
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-        },
+        "environment": environment(device),
     }
-
-
-def _log(message: str) -> None:
-    # stderr, flushed: the worker's log shows training progress as it happens.
-    print(message, file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace, command: str) -> ModelCard:
@@ -332,4 +391,7 @@ def run(args: argparse.Namespace, command: str) -> ModelCard:
         name=args.name,
         progress=not args.no_progress,
         command=command,
+        init=args.init,
+        resume=args.resume,
+        stop_after_epoch=args.stop_after_epoch,
     )

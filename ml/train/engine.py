@@ -1,16 +1,27 @@
 """Training engine shared by the training commands: one epoch of training, one evaluation.
 
-Shaped like MAE's ``engine_finetune.py``: :func:`train_one_epoch` steps the model through
-shuffled batches with a per-step learning rate and stops on a non-finite loss;
-:func:`evaluate` returns the class probabilities, from which :func:`classification_figures`
-computes what a card records. Data are in-memory uint8 tensors (no DataLoader): the sets here
-are small and decoding was done once beforehand.
+Shaped like MAE's ``engine_finetune.py``: :func:`train_steps` steps a model through shuffled
+batches with a per-step learning rate and stops on a non-finite loss (:func:`train_one_epoch`
+is its classification case); :func:`evaluate` returns the class probabilities, from which
+:func:`classification_figures` computes what a card records. :func:`fit` is the epoch loop
+every trainer shares: a checkpoint after each epoch (model, optimizer, epoch, RNG states,
+history, best epoch), so ``--resume`` continues at the next epoch and ends on the same weights
+as an uninterrupted run. Data are in-memory uint8 tensors (no DataLoader): the sets here are
+small and decoding was done once beforehand.
 """
 
 from __future__ import annotations
 
+import argparse
+import copy
 import math
+import os
+import platform
+import sys
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,11 +29,27 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ml.cards import Normalisation
+from ml.cards import ModelCard, ModelCardError, Normalisation, load_model
 from ml.metrics import auroc, classification_report, confusion_matrix, macro_auroc
 
 #: ``lr_at(step)`` for a global step counted from 0.
 LrSchedule = Callable[[int], float]
+#: ``loss_of(batch indices)``: the loss of one batch, a scalar tensor with grad.
+BatchLoss = Callable[[torch.Tensor], torch.Tensor]
+#: The checkpoint :func:`fit` writes after each epoch, in the output folder.
+CHECKPOINT = "checkpoint.pt"
+
+
+class TrainingPaused(Exception):
+    """Training stopped on purpose (``--stop-after-epoch``) after ``epoch`` epochs; the
+    checkpoint at ``checkpoint`` resumes it. No card was written."""
+
+    def __init__(self, epoch: int, epochs: int, checkpoint: Path) -> None:
+        super().__init__(
+            f"stopped after epoch {epoch}/{epochs}; --resume continues from {checkpoint}"
+        )
+        self.epoch = epoch
+        self.checkpoint = checkpoint
 
 
 class NonFiniteLossError(RuntimeError):
@@ -84,6 +111,46 @@ def augment(x: torch.Tensor, generator: torch.Generator, jitter: float = 0.2) ->
     return out.clamp_(0.0, 1.0)
 
 
+def train_steps(
+    loss_of: BatchLoss,
+    n: int,
+    *,
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    lr_at: LrSchedule,
+    epoch: int,
+    generator: torch.Generator,
+    progress: bool = True,
+) -> dict[str, float]:
+    """One pass over ``n`` samples in shuffled batches: ``loss_of(indices)``, backward, step.
+
+    The learning rate is set per step from ``lr_at``. Returns ``{"loss": mean training loss,
+    "lr": last learning rate}``. Raises :class:`NonFiniteLossError` as soon as a batch's loss
+    is not finite (before the step, so the weights stay finite).
+    """
+    order = torch.randperm(n, generator=generator)
+    steps = math.ceil(n / batch_size)
+    total, seen, lr = 0.0, 0, 0.0
+    bar = tqdm(range(steps), desc=f"epoch {epoch}", unit="batch", disable=not progress)
+    for step in bar:
+        lr = lr_at(epoch * steps + step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        idx = order[step * batch_size : (step + 1) * batch_size]
+        loss = loss_of(idx)
+        value = loss.item()
+        if not math.isfinite(value):
+            bar.close()
+            raise NonFiniteLossError(epoch, step, value)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += value * len(idx)
+        seen += len(idx)
+        bar.set_postfix(loss=f"{total / seen:.3f}", lr=f"{lr:.2e}")
+    return {"loss": total / max(seen, 1), "lr": lr}
+
+
 def train_one_epoch(
     model: nn.Module,
     images: torch.Tensor,
@@ -99,34 +166,24 @@ def train_one_epoch(
     generator: torch.Generator,
     progress: bool = True,
 ) -> dict[str, float]:
-    """One pass over ``images`` ``(N, S, S, 3)`` uint8 / ``labels`` ``(N,)`` int64, shuffled.
-
-    Returns ``{"loss": mean training loss, "lr": last learning rate}``. Raises
-    :class:`NonFiniteLossError` as soon as a batch's loss is not finite.
-    """
+    """A classifier's epoch over ``images`` ``(N, S, S, 3)`` uint8 / ``labels`` ``(N,)`` int64,
+    with the SPEC's augmentations (:func:`train_steps` does the rest)."""
     model.train()
-    order = torch.randperm(len(images), generator=generator)
-    steps = math.ceil(len(images) / batch_size)
-    total, seen, lr = 0.0, 0, 0.0
-    bar = tqdm(range(steps), desc=f"epoch {epoch}", unit="batch", disable=not progress)
-    for step in bar:
-        lr = lr_at(epoch * steps + step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        idx = order[step * batch_size : (step + 1) * batch_size]
+
+    def loss_of(idx: torch.Tensor) -> torch.Tensor:
         x = normalised(augment(to_input(images[idx], device), generator), norm)
-        loss = criterion(model(x), labels[idx].to(device))
-        value = loss.item()
-        if not math.isfinite(value):
-            bar.close()
-            raise NonFiniteLossError(epoch, step, value)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += value * len(idx)
-        seen += len(idx)
-        bar.set_postfix(loss=f"{total / seen:.3f}", lr=f"{lr:.2e}")
-    return {"loss": total / max(seen, 1), "lr": lr}
+        return criterion(model(x), labels[idx].to(device))
+
+    return train_steps(
+        loss_of,
+        len(images),
+        optimizer=optimizer,
+        batch_size=batch_size,
+        lr_at=lr_at,
+        epoch=epoch,
+        generator=generator,
+        progress=progress,
+    )
 
 
 @torch.no_grad()
@@ -175,3 +232,209 @@ def classification_figures(
         "per_class": per_class,
         "confusion_matrix": confusion_matrix(truth, predicted, names).tolist(),
     }
+
+
+def binary_figures(
+    labels: np.ndarray, probs: np.ndarray, classes: Sequence[str], positive: str
+) -> dict[str, Any]:
+    """:func:`classification_figures` plus the ``positive`` class's accuracy / precision /
+    recall / F1 / AUROC at the top level, as the paper reports a binary classifier."""
+    figures = classification_figures(labels, probs, classes)
+    scores = figures["per_class"][positive]
+    return {
+        **{k: scores[k] for k in ("precision", "recall", "f1", "auroc")},
+        "positive_class": positive,
+        **figures,
+    }
+
+
+# --------------------------------------------------------------------------- the epoch loop
+
+
+@dataclass
+class FitState:
+    """Where a training stands after ``epoch`` (``-1``: none yet). ``best_state`` is the model
+    state of the best epoch by the trainer's validation score (higher is better)."""
+
+    epoch: int = -1
+    best_epoch: int = -1
+    best_score: float = -math.inf
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def save_checkpoint(
+    path: Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    state: FitState,
+) -> None:
+    """Write everything resuming needs; atomically (a crash mid-write keeps the previous one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng: dict[str, Any] = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    checkpoint = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_score": state.best_score,
+        "best_state": state.best_state,
+        "history": state.history,
+        "rng": rng,
+    }
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(
+    path: Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    device: torch.device,
+) -> FitState:
+    """Restore model, optimizer and RNG states from :func:`save_checkpoint`'s file."""
+    checkpoint = torch.load(path, map_location=device, weights_only=True)
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    rng = checkpoint["rng"]
+    torch.set_rng_state(rng["torch"].cpu())
+    generator.set_state(rng["generator"].cpu())
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+    return FitState(
+        epoch=int(checkpoint["epoch"]),
+        best_epoch=int(checkpoint["best_epoch"]),
+        best_score=float(checkpoint["best_score"]),
+        best_state=checkpoint["best_state"],
+        history=list(checkpoint["history"]),
+    )
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs: int,
+    train_epoch: Callable[[int], dict[str, float]],
+    validate: Callable[[], dict[str, float]],
+    score: Callable[[dict[str, float]], float],
+    out: Path,
+    generator: torch.Generator,
+    device: torch.device,
+    resume: bool = False,
+    stop_after: int | None = None,
+) -> FitState:
+    """Train ``epochs`` epochs (``train_epoch(epoch)``, then ``validate()``), keeping the best.
+
+    After each epoch ``<out>/checkpoint.pt`` holds the model, optimizer, epoch, RNG states,
+    history and best epoch; with ``resume`` an existing one is loaded and training continues at
+    the next epoch. ``stop_after`` stops after that many epochs in all by raising
+    :class:`TrainingPaused` (the checkpoint then resumes it). Each epoch's row of the history has the
+    training figures, ``val_<key>`` for each validation figure, and the seconds it took.
+    """
+    path = out / CHECKPOINT
+    state = FitState(best_state=copy.deepcopy(model.state_dict()))
+    if resume and path.is_file():
+        state = load_checkpoint(
+            path, model=model, optimizer=optimizer, generator=generator, device=device
+        )
+        log(f"resumed from {path} after epoch {state.epoch + 1}/{epochs}")
+    for epoch in range(state.epoch + 1, epochs):
+        if stop_after is not None and epoch >= stop_after:
+            raise TrainingPaused(epoch, epochs, path)
+        started = time.perf_counter()
+        stats = train_epoch(epoch)
+        val = validate()
+        row: dict[str, Any] = {"epoch": epoch, **{k: round(v, 6) for k, v in stats.items()}}
+        row |= {f"val_{k}": round(v, 6) for k, v in val.items()}
+        row["seconds"] = round(time.perf_counter() - started, 1)
+        state.history.append(row)
+        value = score(val)
+        if value > state.best_score:
+            state.best_score, state.best_epoch = value, epoch
+            state.best_state = copy.deepcopy(model.state_dict())
+        state.epoch = epoch
+        save_checkpoint(path, model=model, optimizer=optimizer, generator=generator, state=state)
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds"))
+        log(f"epoch {epoch + 1}/{epochs}: {shown} ({row['seconds']} s)")
+    return state
+
+
+# ------------------------------------------------------------------------ shared by commands
+
+
+def load_weights_except_head(model: nn.Module, encoder: ModelCard) -> None:
+    """Load a pre-trained encoder card's weights (sha256 checked) into ``model``: every weight
+    but the new classifier ``head``. Raises :class:`ModelCardError` when they do not fit."""
+    state = load_model(encoder, torch.device("cpu")).state_dict()
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    stray = [k for k in missing if not k.startswith("head.")] + list(unexpected)
+    if stray:
+        raise ModelCardError(encoder.path, "weights", f"do not fit the classifier: {stray[:5]}")
+
+
+def add_common_args(
+    parser: argparse.ArgumentParser, *, epochs: int, batch_size: int, lr: float
+) -> None:
+    """The options every training command takes; the defaults given are the SPEC's."""
+    parser.add_argument("--data", type=Path, required=True, help="an export folder")
+    parser.add_argument("--out", type=Path, required=True, help="folder for weights and card")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--lr", type=float, default=lr, help="learning rate")
+    parser.add_argument("--tiny", action="store_true", help="a test-size model (quick runs)")
+    parser.add_argument("--seed", type=int, default=0, help="split, initialisation, shuffling")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--name", default=None, help="card name (default: says what it is)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    parser.add_argument(
+        "--stop-after-epoch", type=int, default=None, help="stop after N epochs (resumable)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def check_numbers(*, epochs: int, batch_size: int, lr: float) -> None:
+    if epochs < 1 or batch_size < 1 or not (lr > 0 and math.isfinite(lr)):
+        raise ValueError("epochs and batch size must be at least 1, the learning rate positive")
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    """What a card records about where it was trained."""
+    import timm  # imported here: it costs a second, and only cards need its version
+
+    return {
+        "device": str(device),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+class Timer:
+    """Wall and CPU seconds since creation, for a card's ``provenance.timings``."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def timings(self, **extra: float) -> dict[str, float]:
+        return {
+            **{k: round(v, 1) for k, v in extra.items()},
+            "wall_s": round(time.perf_counter() - self.wall, 1),
+            "cpu_s": round(time.process_time() - self.cpu, 1),
+            "threads": self.threads,
+        }
+
+
+def log(message: str) -> None:
+    # stderr, flushed: the worker's log shows training progress as it happens.
+    print(message, file=sys.stderr, flush=True)

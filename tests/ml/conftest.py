@@ -26,3 +26,12 @@ def bccd_dir(shared_data: Path) -> Path:
 def chula_dir(shared_data: Path) -> Path:
     """The Chula-RBC-12 data set root (Dataset/, Label/)."""
     return CHULA_DIR
+
+
+@pytest.fixture(scope="session")
+def bccd_export(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """A real export (ROI-SEG, TOI-CLS, CELL-SEG, CELL-CLS) of seven BCCD photos as slides, split
+    5/1/1 by slide (:mod:`tests.ml.exports`); shared by the training tests."""
+    from tests.ml.exports import write_bccd_export
+
+    return write_bccd_export(tmp_path_factory.mktemp("bccd-export"), n=7)
