@@ -56,6 +56,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--backbone", default="resnet18", help="a timm model name")
     parser.add_argument("--img-size", type=int, default=96, help="square input side, px")
+    parser.add_argument(
+        "--centre-crop",
+        type=float,
+        default=1.0,
+        help="keep the central square of this fraction of each image's shorter side",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate")
     parser.add_argument("--weight-decay", type=float, default=0.05)
@@ -79,6 +85,7 @@ def main(
     epochs: int,
     backbone: str,
     img_size: int,
+    centre_crop: float,
     batch_size: int,
     lr: float,
     weight_decay: float,
@@ -104,7 +111,9 @@ def main(
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     torch_device = pick_device(device)
-    cells = load_labelled_cells(data, img_size=img_size, limit_per_class=limit_per_class, seed=seed)
+    cells = load_labelled_cells(
+        data, img_size=img_size, limit_per_class=limit_per_class, seed=seed, centre_crop=centre_crop
+    )
     train_idx, val_idx, test_idx = stratified_split(cells.labels, SPLIT, seed)
     _log(f"{len(cells.labels)} cells in {len(cells.classes)} classes: {cells.class_counts()}")
     _log(f"split {len(train_idx)}/{len(val_idx)}/{len(test_idx)} (seed {seed}); {torch_device}")
@@ -158,7 +167,8 @@ def main(
         normalisation=NORMALISATION,
         provenance=_provenance(
             data, cells, backbone, seed, command, timings, best["epoch"], history, torch_device
-        ),
+        )
+        | {"framing": framing(centre_crop), "centre_crop": centre_crop},
         metrics=_card_metrics(figures),
     )
     test = figures["test"]
@@ -233,6 +243,19 @@ def _fit(
     return best, history
 
 
+def framing(centre_crop: float) -> str:
+    """What a card says about how its training images were framed."""
+    if centre_crop >= 1.0:
+        return (
+            "each whole source image, resized; the pipeline crops a square around the cell's "
+            "mask box plus the box offset, so its cells may be framed tighter than in training"
+        )
+    return (
+        f"the central square of {centre_crop:.0%} of each source image's shorter side, resized, "
+        "so the centred cell fills the frame about as the pipeline's box-offset crop does"
+    )
+
+
 def default_name(cells: LabelledCells, backbone: str) -> str:
     """A name nobody mistakes for a marrow-validated model when trained on PBC."""
     slug = backbone.replace("_", "-").lower()
@@ -288,10 +311,6 @@ def _provenance(
             ),
         },
         "class_mapping": ERYTHROBLAST_DECISION if ERYTHROBLAST_UNSTAGED in cells.classes else "",
-        "framing": (
-            "each whole source image, resized; the pipeline crops a square around the cell's "
-            "mask box plus the box offset, so its cells may be framed tighter than in training"
-        ),
         "pretrained": False,
         "best_epoch": best_epoch,
         "history": history,
@@ -320,6 +339,7 @@ def run(args: argparse.Namespace, command: str) -> ModelCard:
         epochs=args.epochs,
         backbone=args.backbone,
         img_size=args.img_size,
+        centre_crop=args.centre_crop,
         batch_size=args.batch_size,
         lr=args.lr,
         weight_decay=args.weight_decay,
