@@ -55,7 +55,8 @@ class LabelledCells:
     """Decoded cell images and their labels.
 
     Attributes:
-        images: ``(N, S, S, 3)`` uint8 RGB, each whole source image resized to ``S``.
+        images: ``(N, S, S, 3)`` uint8 RGB, each source image (or its central square) resized
+            to ``S``.
         labels: ``(N,)`` int64 indices into ``classes``.
         classes: class keys in report order (:func:`ml.classes.classifier_labels`, then any key
             the default set does not know, sorted).
@@ -122,10 +123,23 @@ def report_order(keys: Sequence[str]) -> tuple[str, ...]:
 
 
 def load_labelled_cells(
-    root: Path | str, *, img_size: int, limit_per_class: int | None = None, seed: int = 0
+    root: Path | str,
+    *,
+    img_size: int,
+    limit_per_class: int | None = None,
+    seed: int = 0,
+    centre_crop: float = 1.0,
 ) -> LabelledCells:
     """Decode every labelled image under ``root`` (or ``limit_per_class`` per class, drawn with
-    ``seed``) into a :class:`LabelledCells` at ``img_size`` px."""
+    ``seed``) into a :class:`LabelledCells` at ``img_size`` px.
+
+    ``centre_crop`` keeps the central square of that fraction of each image's shorter side
+    before resizing (1.0: the whole image). Single-cell images such as PBC's centre the cell
+    with a wide margin; a crop near the cell's extent frames it as the pipeline's box-offset
+    crop does, and spends the pixels on the cell.
+    """
+    if not 0.0 < centre_crop <= 1.0:
+        raise ValueError(f"centre_crop must be in (0, 1], got {centre_crop}")
     root = Path(root)
     items, layout = list_labelled_cells(root)
     classes = report_order([key for _, key in items])
@@ -133,7 +147,7 @@ def load_labelled_cells(
         raise CellDataError(f"{root} holds only the class {classes}; a classifier needs two")
     if limit_per_class is not None:
         items = _limited(items, limit_per_class, seed)
-    images = np.stack([_decoded(path, img_size) for path, _ in items])
+    images = np.stack([_decoded(path, img_size, centre_crop) for path, _ in items])
     index = {key: i for i, key in enumerate(classes)}
     return LabelledCells(
         images=images,
@@ -154,11 +168,19 @@ def _limited(items: list[tuple[Path, str]], n: int, seed: int) -> list[tuple[Pat
     return chosen
 
 
-def _decoded(path: Path, size: int) -> np.ndarray:
+def _decoded(path: Path, size: int, centre_crop: float) -> np.ndarray:
     try:
-        return resize_to(load_rgb(path), size)
+        return resize_to(central_square(load_rgb(path), centre_crop), size)
     except (OSError, ValueError) as exc:  # Pillow: missing file, or not an image
         raise CellDataError(f"cannot read cell image {path}: {exc}") from exc
+
+
+def central_square(image: np.ndarray, fraction: float) -> np.ndarray:
+    """The centred square of side ``fraction`` x the shorter side of an ``(H, W, 3)`` image."""
+    h, w = image.shape[:2]
+    side = max(round(fraction * min(h, w)), 1)
+    y0, x0 = (h - side) // 2, (w - side) // 2
+    return np.ascontiguousarray(image[y0 : y0 + side, x0 : x0 + side])
 
 
 def stratified_split(

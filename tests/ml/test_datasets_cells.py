@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from ml.classes import ERYTHROBLAST_UNSTAGED
 from ml.datasets.cells import (
@@ -42,6 +43,22 @@ def test_images_are_decoded_once_into_a_uint8_array_in_report_order() -> None:
     assert set(cells.class_counts().values()) == {2}
     again = load_labelled_cells(PBC_DIR, img_size=24, limit_per_class=2, seed=3)
     assert again.files == cells.files  # the subset is drawn with the seed
+
+
+def test_a_centre_crop_keeps_the_central_square_of_each_image_before_resizing(
+    tmp_path: Path,
+) -> None:
+    image = np.zeros((40, 60, 3), dtype=np.uint8)
+    image[10:30, 20:40] = 200  # the central 20 px square of the shorter side (40)
+    for key in ("lymphocyte", "monocyte"):
+        (tmp_path / key).mkdir()
+        Image.fromarray(image).save(tmp_path / key / "cell.png")
+    whole = load_labelled_cells(tmp_path, img_size=20)
+    centre = load_labelled_cells(tmp_path, img_size=20, centre_crop=0.5)
+    assert (centre.images == 200).all()  # the crop is exactly the bright centre
+    assert 0 < (whole.images == 200).mean() < 0.5  # the whole image is mostly background
+    with pytest.raises(ValueError, match="centre_crop"):
+        load_labelled_cells(tmp_path, img_size=20, centre_crop=0.0)
 
 
 def test_an_image_folder_reads_one_class_per_folder(tmp_path: Path) -> None:

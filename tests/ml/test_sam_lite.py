@@ -140,6 +140,29 @@ def test_a_box_around_a_real_white_cell_becomes_that_cells_mask(
     assert found.scores[0] > 0.5
 
 
+def test_multimask_keeps_the_mask_sam_predicts_best_of_its_three(
+    sam: BoxPromptSam, photo: BccdSample
+) -> None:
+    image = photo.image()
+    (gt,) = photo.boxes["WBC"]
+    embedded = sam.embed([image])[0]
+    found = sam.masks(embedded, gt[None], multimask=True)
+    scale = embedded.input_hw[1] / embedded.image_hw[1]
+    prompts = torch.as_tensor(gt[None] * scale, dtype=torch.float32)
+    with torch.no_grad():
+        sparse, dense = sam.model.prompt_encoder(points=None, boxes=prompts, masks=None)
+        _, iou = sam.model.mask_decoder(
+            image_embeddings=embedded.embedding[None],
+            image_pe=sam.model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+        )
+    assert iou.shape == (1, 3)
+    assert found.scores[0] == pytest.approx(float(iou.max()), abs=1e-5)
+    assert box_iou_matrix(found.boxes.astype(float), gt[None])[0, 0] >= 0.75
+
+
 def test_the_box_prompt_segmenter_finds_the_white_cells_of_real_photos(
     sam: BoxPromptSam, bccd_dir: Path
 ) -> None:

@@ -52,6 +52,9 @@ def test_a_tiny_training_writes_a_card_that_validates_and_says_it_is_not_for_mar
     assert card.provenance["split"]["seed"] == 0
     assert "train cell-classifier" in card.provenance["command"]
     assert card.provenance["timings"]["cpu_s"] > 0
+    # The default trains on the central 70%: the cell fills the frame as in the pipeline's crop.
+    assert card.provenance["centre_crop"] == 0.7
+    assert "central square of 70%" in card.provenance["framing"]
     assert ERYTHROBLAST_UNSTAGED in card.classes and "others" in card.classes
 
 
