@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 
-from apps.slides.storage import hash_file, safe_name, sha_dir
+from apps.slides.storage import safe_name, sha_dir
 
 STORE_NAME = "registry"
 
@@ -105,7 +105,3 @@ def _place(tmp: Path, target: Path) -> None:
     finally:
         tmp.unlink(missing_ok=True)
 
-
-def verify(relative: Path | str, sha256: str) -> bool:
-    """Whether the stored file still has the bytes it was published with."""
-    return hash_file(Path(settings.MODEL_DIR) / relative) == sha256

@@ -24,14 +24,17 @@ from apps.core import jobs
 from apps.exports import selectors as export_selectors
 from apps.exports.models import ExportJob, JobStatus
 from ml.cards import ModelCard
-from ml.datasets.cells import IMAGE_SUFFIXES
+from ml.datasets.cells import IMAGE_SUFFIXES, CellDataError
 from ml.datasets.export.cell_cls import LABELED
 from ml.train import cell_classifier
+from ml.train.engine import NonFiniteLossError
 
 from . import store, versions
 from .errors import NotTrainable, RegistryError
 from .models import ModelVersion, Origin, TrainingJob
 
+#: What a trainer raises for unusable data, a bad option value or a diverging loss.
+TRAINING_ERRORS = (CellDataError, NonFiniteLossError, ValueError)
 #: A trainer: (the export's output, a scratch folder, the options) -> the card it wrote.
 Train = Callable[[Path, Path, Mapping[str, Any]], ModelCard]
 
@@ -117,7 +120,10 @@ def _work(job: TrainingJob, progress: jobs.Progress) -> str:
     # Scratch under MODEL_DIR: a dot folder, so never mistaken for an installed card.
     with tempfile.TemporaryDirectory(prefix=".training-", dir=root) as tmp:
         progress(0, 3, f"training {job.task} on export {export.pk}")
-        card = trainer.train(export_selectors.output_path(export), Path(tmp), job.options)
+        try:
+            card = trainer.train(export_selectors.output_path(export), Path(tmp), job.options)
+        except TRAINING_ERRORS as exc:  # bad data or numbers: the job fails with the reason
+            raise RegistryError(f"training failed: {exc}") from exc
         progress(1, 3, f"registering {card.name}")
         version = versions.register_staged(
             project=job.project,
