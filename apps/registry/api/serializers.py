@@ -9,7 +9,9 @@ from ..models import ModelVersion, RegistryAuditEntry, Task
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
-    registered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    registered_by = serializers.CharField(
+        source="registered_by.username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = ModelVersion
@@ -29,7 +31,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    user = serializers.CharField(source="user.username", read_only=True, allow_null=True)
     from_version = serializers.SerializerMethodField()
     to_version = serializers.SerializerMethodField()
 
