@@ -104,4 +104,3 @@ def _place(tmp: Path, target: Path) -> None:
         pass
     finally:
         tmp.unlink(missing_ok=True)
-
