@@ -179,6 +179,15 @@ def import_installed(project: Project) -> list[ModelVersion]:
         cards = discover_cards(settings.MODEL_DIR)
     except ModelCardError:
         return []
+    if not cards:
+        return []
+    with transaction.atomic():
+        # Two first uses at once import once: the second waits here, then finds the versions.
+        Project.objects.select_for_update().get(pk=project.pk)
+        return _import(project, cards)
+
+
+def _import(project: Project, cards: dict[str, ModelCard]) -> list[ModelVersion]:
     known = set(ModelVersion.objects.filter(project=project).values_list("task", "weights_sha256"))
     imported = []
     for task, card in cards.items():
