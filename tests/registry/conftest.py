@@ -19,7 +19,8 @@ CLASSES = ("lymphocyte", "myeloblast")
 def registry_dirs(settings, tmp_path: Path) -> Path:
     from apps.analysis import runtime
 
-    settings.MODEL_DIR = tmp_path / "models"
+    # Not tmp_path / "models": test_setup_models.py makes that one itself.
+    settings.MODEL_DIR = tmp_path / "model-dir"
     settings.MODEL_DIR.mkdir()
     settings.EXPORT_DIR = tmp_path / "exports"
     settings.ANALYSIS_DEVICE = "cpu"
