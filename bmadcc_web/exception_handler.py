@@ -22,6 +22,7 @@ from apps.annotations.api.serializers import AnnotationSerializer
 from apps.annotations.models import Annotation
 from apps.core.errors import AppError
 from apps.exports import errors as export_errors
+from apps.registry import errors as registry_errors
 from apps.reports import errors as report_errors
 from apps.slides import errors as slide_errors
 
@@ -57,6 +58,13 @@ STATUS: dict[type[AppError], int] = {
     export_errors.ExportRequestError: status.HTTP_400_BAD_REQUEST,
     export_errors.NotAllowed: status.HTTP_403_FORBIDDEN,
     export_errors.NotDownloadable: status.HTTP_409_CONFLICT,
+    # registry
+    registry_errors.RegistryError: status.HTTP_400_BAD_REQUEST,
+    registry_errors.InvalidCard: status.HTTP_400_BAD_REQUEST,
+    registry_errors.NotAllowed: status.HTTP_403_FORBIDDEN,
+    registry_errors.UploadTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    registry_errors.NothingToRollBack: status.HTTP_409_CONFLICT,
+    registry_errors.NotTrainable: status.HTTP_400_BAD_REQUEST,
     # reports
     report_errors.ReportError: status.HTTP_400_BAD_REQUEST,
     report_errors.InvalidInput: status.HTTP_400_BAD_REQUEST,

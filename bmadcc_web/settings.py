@@ -78,6 +78,8 @@ CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS", "").split(",")
 # Where slide files live (content-addressed by SHA-256) and where model weights are looked up.
 SLIDE_STORAGE_DIR = envpath("SLIDE_STORAGE_DIR", VAR_DIR / "slides")
 MODEL_DIR = envpath("MODEL_DIR", VAR_DIR / "models")
+# Uploaded model weights stream to disk; a larger upload is refused with 413.
+MODEL_UPLOAD_MAX_BYTES = envint("MODEL_UPLOAD_MAX_BYTES", 4 * 1024**3)
 # Finished training-data exports (ZIP files and folders), one per export job.
 EXPORT_DIR = envpath("EXPORT_DIR", VAR_DIR / "exports")
 # Real sample files (read-only) that the demo setup registers; never copied into the repo.

@@ -11,6 +11,7 @@ api_patterns = [
     path("", include("apps.analysis.api.urls")),
     path("", include("apps.exports.api.urls")),
     path("", include("apps.reports.api.urls")),
+    path("", include("apps.registry.api.urls")),
 ]
 
 urlpatterns = [
@@ -24,4 +25,5 @@ urlpatterns = [
     path("", include("apps.annotations.urls")),
     path("", include("apps.agreement.urls")),
     path("", include("apps.reports.urls")),
+    path("", include("apps.registry.urls")),
 ]

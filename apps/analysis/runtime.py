@@ -11,12 +11,13 @@ import json
 import os
 import socket
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from django.conf import settings
 
-from ml.cards import discover_cards
+from ml.cards import discover_cards, load_card
 from ml.device import pick_device
 from ml.pipeline import PipelineConfig, Stages, build_stages
 
@@ -35,17 +36,23 @@ def device() -> torch.device:
     return pick_device(settings.ANALYSIS_DEVICE or None)
 
 
-def stages_for(config: PipelineConfig) -> tuple[Stages, PipelineConfig]:
+def stages_for(
+    config: PipelineConfig, cards: Mapping[str, str] | None = None
+) -> tuple[Stages, PipelineConfig]:
     """This worker's stages for ``config`` (built on first use) and the per-device config.
 
-    Raises :class:`ml.cards.ModelCardError` for a broken card or weights that fail their sha256.
+    ``cards`` maps a card task to the card file the run chose (its registry versions); the
+    other tasks use ``MODEL_DIR``'s cards. Raises :class:`ml.cards.ModelCardError` for a broken
+    card or weights that fail their sha256.
     """
     torch_device = device()
     config = config.for_device(torch_device)
-    key = _key(config, torch_device)
+    chosen = dict(cards or {})
+    key = _key(config, torch_device, chosen)
     stages = _cache.get(key)
     if stages is None:
-        stages = build_stages(discover_cards(settings.MODEL_DIR), torch_device, config)
+        found = discover_cards(settings.MODEL_DIR) | {t: load_card(p) for t, p in chosen.items()}
+        stages = build_stages(found, torch_device, config)
         _cache[key] = stages
         while len(_cache) > MAX_CACHED:
             _cache.popitem(last=False)
@@ -53,7 +60,7 @@ def stages_for(config: PipelineConfig) -> tuple[Stages, PipelineConfig]:
     return stages, config
 
 
-def _key(config: PipelineConfig, torch_device: torch.device) -> str:
+def _key(config: PipelineConfig, torch_device: torch.device, cards: dict[str, str]) -> str:
     # A replaced card or weights file changes its size or mtime, so the stages are rebuilt.
     files = (
         sorted(
@@ -64,7 +71,7 @@ def _key(config: PipelineConfig, torch_device: torch.device) -> str:
         if Path(settings.MODEL_DIR).is_dir()
         else []
     )
-    return json.dumps([files, str(torch_device), config.to_dict()], sort_keys=True)
+    return json.dumps([files, str(torch_device), config.to_dict(), cards], sort_keys=True)
 
 
 def clear() -> None:

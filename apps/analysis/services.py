@@ -43,6 +43,7 @@ from django.utils import timezone
 from apps.annotations.errors import BulkInvalid
 from apps.annotations.models import Stage, TileLabel
 from apps.annotations.services import create_model_run_set, ensure_label_schema
+from apps.registry import versions as registry
 from apps.slides.models import Slide, SlideStatus
 from ml.agreement.shapes import to_geometries
 from ml.cards import ModelCardError
@@ -76,6 +77,8 @@ CARD_TASKS = {
     "cells": "cell_segmentation",
     "classification": "cell_classification",
 }
+#: What a run keeps of the registry version it chose for a stage (besides name and sha256).
+VERSION_KEYS = ("card", "version_id", "version")
 #: Progress is written (and pushed) at most this often per step, and at every stage's end.
 PROGRESS_INTERVAL_S = 0.25
 
@@ -107,6 +110,7 @@ def start_run(
         retry_of=retry_of,
         config=config.to_dict(),
         overrides=overrides,
+        models_used=_chosen_models(slide),
         chunk_size=settings.ANALYSIS_CHUNK_SIZE,
         slide_sha256=slide.sha256,
         software_version=software_version(),
@@ -114,6 +118,23 @@ def start_run(
     )
     _enqueue("run_front", run.pk)
     return run
+
+
+def _chosen_models(slide: Slide) -> dict[str, dict[str, Any]]:
+    """Per stage, the registry version the run will use (its card path, id, number, name and
+    weights sha256), chosen now so that every step of the run uses the same cards whatever is
+    activated meanwhile. Stages absent here use MODEL_DIR's card or their baseline."""
+    chosen = registry.models_for_new_run(slide.project)
+    return {stage: chosen[task] for stage, task in CARD_TASKS.items() if task in chosen}
+
+
+def _cards(run: AnalysisRun) -> dict[str, str]:
+    """``{card task: card path}`` of the versions chosen for ``run`` (see :func:`_chosen_models`)."""
+    return {
+        CARD_TASKS[stage]: used["card"]
+        for stage, used in run.models_used.items()
+        if stage in CARD_TASKS and used.get("card")
+    }
 
 
 def _config(slide: Slide, overrides: Any) -> PipelineConfig:
@@ -259,8 +280,9 @@ def _claim_front(run_id: int) -> AnalysisRun | None:
 
 
 def _front(run: AnalysisRun) -> list[int]:
-    stages, config = runtime.stages_for(PipelineConfig.from_dict(run.config))
-    _update_running(run.pk, models_used=models_used(stages), device=str(runtime.device()))
+    stages, config = runtime.stages_for(PipelineConfig.from_dict(run.config), cards=_cards(run))
+    used = models_used(stages, chosen=run.models_used)
+    _update_running(run.pk, models_used=used, device=str(runtime.device()))
     with open_slide(run.slide.viewable_file) as slide:
         front = run_front(slide, stages, config, progress=_RunProgress(run.pk))
     return _store_front(run, front)
@@ -325,20 +347,28 @@ class _RunProgress:
         publish(self.run_id)
 
 
-def models_used(stages: Stages) -> dict[str, dict[str, Any]]:
-    """Per stage: the card's name, architecture and weights sha256, or ``baseline`` and its id."""
+def models_used(
+    stages: Stages, chosen: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per stage: the card's name, architecture and weights sha256, or ``baseline`` and its id.
+
+    A stage whose card came from a registry version (``chosen``, see :func:`_chosen_models`)
+    also keeps that version's card path, id and number, so the report names the version.
+    """
     out: dict[str, dict[str, Any]] = {}
     for stage, source in stages.sources().items():
         card = stages.cards.get(CARD_TASKS[stage])
+        version = {k: v for k, v in (chosen or {}).get(stage, {}).items() if k in VERSION_KEYS}
         if source.kind == "model" and card is not None:
             out[stage] = {
                 "kind": "model",
                 "name": card.name,
                 "architecture": card.architecture,
                 "weights_sha256": card.weights_sha256,
+                **version,
             }
         else:
-            out[stage] = {"kind": "baseline", "name": source.name}
+            out[stage] = {"kind": "baseline", "name": source.name, **version}
     return out
 
 
@@ -409,7 +439,7 @@ def _run_chunks(first: AnalysisChunk, stop_at: float) -> AnalysisChunk | None:
                 held.append(chunk)
 
     try:
-        stages, config = runtime.stages_for(PipelineConfig.from_dict(run.config))
+        stages, config = runtime.stages_for(PipelineConfig.from_dict(run.config), cards=_cards(run))
         with open_slide(run.slide.viewable_file) as slide:
             started = time.perf_counter()
             for chunk, cells, timings in stream_cells(
@@ -565,7 +595,7 @@ def assemble_step(run_id: int) -> None:
 
 
 def _assembled(run: AnalysisRun) -> AnalysisResult:
-    stages, config = runtime.stages_for(PipelineConfig.from_dict(run.config))
+    stages, config = runtime.stages_for(PipelineConfig.from_dict(run.config), cards=_cards(run))
     chunks = list(run.chunks.order_by("index").values_list("result", "timings"))
     cells = [Cell.from_dict(d) for result, _ in chunks for d in result or []]
     timings: dict[str, float] = {}

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class RegistryConfig(AppConfig):
-    """Model registry: the model cards in ``settings.MODEL_DIR`` and how they get there."""
+    """Model registry: versions of each task's model per project, and how they get there."""
 
     name = "apps.registry"
     label = "registry"

@@ -145,6 +145,9 @@ def _provenance(run) -> dict[str, Any]:
                 "name": used.get("name"),
                 "architecture": used.get("architecture"),
                 "weights_sha256": used.get("weights_sha256"),
+                # The registry version (id and number) the run used; None before the registry.
+                "version": used.get("version"),
+                "version_id": used.get("version_id"),
             }
             for stage, used in run.models_used.items()
         ],
