@@ -69,6 +69,9 @@ STATUS: dict[type[AppError], int] = {
     slide_errors.SlideError: status.HTTP_422_UNPROCESSABLE_ENTITY,
     slide_errors.NotAFile: status.HTTP_400_BAD_REQUEST,
     slide_errors.UploadTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    slide_errors.OutsideImportRoots: status.HTTP_403_FORBIDDEN,
+    slide_errors.UnsafeFilename: status.HTTP_400_BAD_REQUEST,
+    slide_errors.StoreWriteRefused: status.HTTP_500_INTERNAL_SERVER_ERROR,
 }
 
 

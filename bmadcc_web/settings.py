@@ -83,6 +83,14 @@ EXPORT_DIR = envpath("EXPORT_DIR", VAR_DIR / "exports")
 # Real sample files (read-only) that the demo setup registers; never copied into the repo.
 # ml.paths owns the variable and its default, so the Django-free tests and benches agree.
 SHARED_DATA_DIR = shared_data_dir()
+# Folders whose files may be registered in place (import_slides, setup_demo): a file, or the
+# file a symlink points at, outside all of them is refused. Comma-separated; the default is the
+# shared sample data and var/ (the demo slide is built under var/demo).
+SLIDE_IMPORT_ROOTS = [
+    Path(p).expanduser().resolve()
+    for p in envstr("SLIDE_IMPORT_ROOTS", f"{SHARED_DATA_DIR},{VAR_DIR}").split(",")
+    if p
+]
 # The demo account's password; when unset, setup_demo generates one and keeps it under var/.
 DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "")
 # Uploads larger than this are refused before any byte is written (bytes; 0 = unlimited).
