@@ -20,7 +20,7 @@ from apps.analysis import errors as analysis_errors
 from apps.annotations import errors as annotation_errors
 from apps.annotations.api.serializers import AnnotationSerializer
 from apps.annotations.models import Annotation
-from apps.core.errors import AppError
+from apps.core.errors import AppError, RequestTooLarge
 from apps.exports import errors as export_errors
 from apps.reports import errors as report_errors
 from apps.slides import errors as slide_errors
@@ -28,6 +28,7 @@ from apps.slides import errors as slide_errors
 #: Error class -> HTTP status. A class not listed answers as its nearest listed base class.
 STATUS: dict[type[AppError], int] = {
     AppError: status.HTTP_400_BAD_REQUEST,
+    RequestTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     # annotations
     annotation_errors.AnnotationError: status.HTTP_400_BAD_REQUEST,
     annotation_errors.InvalidAnnotation: status.HTTP_400_BAD_REQUEST,
