@@ -62,6 +62,7 @@ STATUS: dict[type[AppError], int] = {
     report_errors.InvalidInput: status.HTTP_400_BAD_REQUEST,
     report_errors.WrongPassword: status.HTTP_403_FORBIDDEN,
     report_errors.NotSigner: status.HTTP_403_FORBIDDEN,
+    report_errors.SignatureLocked: status.HTTP_429_TOO_MANY_REQUESTS,
     report_errors.RunNotDone: status.HTTP_409_CONFLICT,
     report_errors.ReportSigned: status.HTTP_409_CONFLICT,
     report_errors.ReviewIncomplete: status.HTTP_409_CONFLICT,

@@ -8,6 +8,7 @@ override them. The helpers fail loudly on a malformed value rather than guessing
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "django_q",
+    "axes",
     "apps.accounts",
     "apps.slides",
     "apps.annotations",
@@ -136,6 +138,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "bmadcc_web.urls"
@@ -239,10 +243,40 @@ if min(ANALYSIS_CHUNK_SIZE, ANALYSIS_LEASE_S, ANALYSIS_MAX_ATTEMPTS) < 1:
 ANALYSIS_PUSH = bool(REDIS_URL)
 ANALYSIS_POLL_MS = envint("ANALYSIS_POLL_MS", 250)
 
+# Accounts and sessions (21 CFR Part 11 §11.300). Every password set through Django (admin,
+# changepassword, createsuperuser) passes these validators.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": envint("PASSWORD_MIN_LENGTH", 12)},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes counts failed logins (page, admin, anything through authenticate()) and locks
+# out, for LOGIN_LOCKOUT_MINUTES after LOGIN_FAILURE_LIMIT of them, the account (guessing one
+# user's password) and the client address (spraying many users); each failure is kept in its
+# AccessFailureLog table, each locked-out pair in AccessAttempt.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# A report signature re-enters the password: SIGN_FAILURE_LIMIT wrong ones within
+# SIGN_LOCKOUT_MINUTES lock that user's signing for the rest of the window (apps/reports).
+SIGN_FAILURE_LIMIT = envint("SIGN_FAILURE_LIMIT", 3)
+SIGN_LOCKOUT_MINUTES = envint("SIGN_LOCKOUT_MINUTES", 30)
+if min(AXES_FAILURE_LIMIT, SIGN_FAILURE_LIMIT, SIGN_LOCKOUT_MINUTES) < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and SIGN_FAILURE_LIMIT/_MINUTES must be >= 1")
+# A session ends after SESSION_IDLE_MINUTES without a request: every request renews it.
+SESSION_COOKIE_AGE = envint("SESSION_IDLE_MINUTES", 30) * 60
+SESSION_SAVE_EVERY_REQUEST = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "slides:list"
 LOGOUT_REDIRECT_URL = "login"
