@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "channels",
     "django_q",
     "axes",
+    "csp",
     "apps.accounts",
     "apps.slides",
     "apps.annotations",
@@ -130,6 +131,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "bmadcc_web.body_limit.BodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -280,6 +282,45 @@ SESSION_SAVE_EVERY_REQUEST = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "slides:list"
 LOGOUT_REDIRECT_URL = "login"
+
+# HTTPS and the browser's protections (manage.py check --deploy is clean with HTTPS=true).
+# HTTPS=true: the site is served over TLS only (redirect, HSTS, secure cookies). BEHIND_PROXY=
+# true: a TLS proxy in front sets X-Forwarded-Proto (and X-Forwarded-For, which django-axes
+# reads for the client's address); never set it without such a proxy, or clients could claim
+# HTTPS.
+HTTPS = envbool("HTTPS", False)
+BEHIND_PROXY = envbool("BEHIND_PROXY", False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+# The annotation front end reads the CSRF token from its cookie (Django's documented pattern),
+# so that one cookie stays readable by scripts; the session cookie never is.
+CSRF_COOKIE_HTTPONLY = False
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    AXES_IPWARE_PROXY_COUNT = 1
+# Content-Security-Policy (django-csp), on in development too, so every browser test runs
+# under it: scripts, styles, fonts and XHR from this origin only, no inline code. Images may
+# also be data: and blob: URLs (OpenSeadragon's navigator and canvas exports).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
