@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 from ml.paths import shared_data_dir
@@ -135,6 +136,7 @@ MIDDLEWARE = [
     "bmadcc_web.body_limit.BodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "apps.accounts.sessions.RenewIdleSession",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -276,9 +278,10 @@ SIGN_FAILURE_LIMIT = envint("SIGN_FAILURE_LIMIT", 3)
 SIGN_LOCKOUT_MINUTES = envint("SIGN_LOCKOUT_MINUTES", 30)
 if min(AXES_FAILURE_LIMIT, SIGN_FAILURE_LIMIT, SIGN_LOCKOUT_MINUTES) < 1:
     raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and SIGN_FAILURE_LIMIT/_MINUTES must be >= 1")
-# A session ends after SESSION_IDLE_MINUTES without a request: every request renews it.
+# A session ends after SESSION_IDLE_MINUTES without a request: requests renew it, at most once
+# a minute (apps/accounts/sessions.py), rather than Django's SESSION_SAVE_EVERY_REQUEST write
+# on every tile and save.
 SESSION_COOKIE_AGE = envint("SESSION_IDLE_MINUTES", 30) * 60
-SESSION_SAVE_EVERY_REQUEST = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "slides:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -305,12 +308,16 @@ if BEHIND_PROXY:
     AXES_IPWARE_PROXY_COUNT = 1
 # Content-Security-Policy (django-csp), on in development too, so every browser test runs
 # under it: scripts, styles, fonts and XHR from this origin only, no inline code. Images may
-# also be data: and blob: URLs (OpenSeadragon's navigator and canvas exports).
+# also be data: and blob: URLs (OpenSeadragon's navigator and canvas exports). The one inline
+# style allowed is OpenSeadragon 6's own <style data-openseadragon-mobile-css> (by its hash;
+# nothing of ours is inline): a new OpenSeadragon that changes it shows up as a
+# CSP violation in the browser tests. A template may nonce one <style> (the API docs' page).
+OPENSEADRAGON_MOBILE_CSS = "'sha256-9xTiqzfwFaL2SGb1rmr8gysEwVVjIvqWAgmZgqFqpEE='"
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
-        "style-src": ["'self'"],
+        "style-src": ["'self'", OPENSEADRAGON_MOBILE_CSS, NONCE],
         "img-src": ["'self'", "data:", "blob:"],
         "font-src": ["'self'"],
         "connect-src": ["'self'"],

@@ -93,7 +93,11 @@ CSP_LISTENER = """
 window.__cspViolations = [];
 document.addEventListener("securitypolicyviolation", (e) => {
   window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"}`);
-  console.error(`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI}`);
+  window.__cspSamples = (window.__cspSamples || []).concat([e.sample]);
+  console.error(
+    `Content Security Policy violation on ${location.pathname}: ${e.violatedDirective} ` +
+      `${e.blockedURI} ${e.sourceFile || ""}:${e.lineNumber || ""}`,
+  );
 });
 """
 
