@@ -13,11 +13,13 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from apps.analysis.routing import websocket_urlpatterns as analysis_ws  # noqa: E402
 from apps.slides.tile_asgi import DeepZoomTiles  # noqa: E402
+from bmadcc_web.body_limit import BodyLimitASGI  # noqa: E402
 
-# Deep-zoom tile GETs take a fast path in front of Django (see apps/slides/tile_asgi.py).
+# Oversized bodies are refused before they are received (bmadcc_web/body_limit.py); deep-zoom
+# tile GETs take a fast path in front of Django (see apps/slides/tile_asgi.py).
 application = ProtocolTypeRouter(
     {
-        "http": DeepZoomTiles(django_asgi_app),
+        "http": BodyLimitASGI(DeepZoomTiles(django_asgi_app)),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(analysis_ws))),
     }
 )

@@ -20,7 +20,7 @@ from apps.analysis import errors as analysis_errors
 from apps.annotations import errors as annotation_errors
 from apps.annotations.api.serializers import AnnotationSerializer
 from apps.annotations.models import Annotation
-from apps.core.errors import AppError
+from apps.core.errors import AppError, RequestTooLarge
 from apps.exports import errors as export_errors
 from apps.registry import errors as registry_errors
 from apps.reports import errors as report_errors
@@ -29,6 +29,7 @@ from apps.slides import errors as slide_errors
 #: Error class -> HTTP status. A class not listed answers as its nearest listed base class.
 STATUS: dict[type[AppError], int] = {
     AppError: status.HTTP_400_BAD_REQUEST,
+    RequestTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     # annotations
     annotation_errors.AnnotationError: status.HTTP_400_BAD_REQUEST,
     annotation_errors.InvalidAnnotation: status.HTTP_400_BAD_REQUEST,
@@ -70,6 +71,7 @@ STATUS: dict[type[AppError], int] = {
     report_errors.InvalidInput: status.HTTP_400_BAD_REQUEST,
     report_errors.WrongPassword: status.HTTP_403_FORBIDDEN,
     report_errors.NotSigner: status.HTTP_403_FORBIDDEN,
+    report_errors.SignatureLocked: status.HTTP_429_TOO_MANY_REQUESTS,
     report_errors.RunNotDone: status.HTTP_409_CONFLICT,
     report_errors.ReportSigned: status.HTTP_409_CONFLICT,
     report_errors.ReviewIncomplete: status.HTTP_409_CONFLICT,
@@ -79,6 +81,9 @@ STATUS: dict[type[AppError], int] = {
     slide_errors.SlideError: status.HTTP_422_UNPROCESSABLE_ENTITY,
     slide_errors.NotAFile: status.HTTP_400_BAD_REQUEST,
     slide_errors.UploadTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    slide_errors.OutsideImportRoots: status.HTTP_403_FORBIDDEN,
+    slide_errors.UnsafeFilename: status.HTTP_400_BAD_REQUEST,
+    slide_errors.StoreWriteRefused: status.HTTP_500_INTERNAL_SERVER_ERROR,
 }
 
 

@@ -8,10 +8,12 @@ override them. The helpers fail loudly on a malformed value rather than guessing
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 from ml.paths import shared_data_dir
@@ -85,6 +87,14 @@ EXPORT_DIR = envpath("EXPORT_DIR", VAR_DIR / "exports")
 # Real sample files (read-only) that the demo setup registers; never copied into the repo.
 # ml.paths owns the variable and its default, so the Django-free tests and benches agree.
 SHARED_DATA_DIR = shared_data_dir()
+# Folders whose files may be registered in place (import_slides, setup_demo): a file, or the
+# file a symlink points at, outside all of them is refused. Comma-separated; the default is the
+# shared sample data and var/ (the demo slide is built under var/demo).
+SLIDE_IMPORT_ROOTS = [
+    Path(p).expanduser().resolve()
+    for p in envstr("SLIDE_IMPORT_ROOTS", f"{SHARED_DATA_DIR},{VAR_DIR}").split(",")
+    if p
+]
 # The demo account's password; when unset, setup_demo generates one and keeps it under var/.
 DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "")
 # Uploads larger than this are refused before any byte is written (bytes; 0 = unlimited).
@@ -110,6 +120,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "django_q",
+    "axes",
+    "csp",
     "apps.accounts",
     "apps.slides",
     "apps.annotations",
@@ -122,13 +134,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "bmadcc_web.body_limit.BodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "apps.accounts.sessions.RenewIdleSession",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "bmadcc_web.urls"
@@ -235,13 +252,87 @@ if min(ANALYSIS_CHUNK_SIZE, ANALYSIS_LEASE_S, ANALYSIS_MAX_ATTEMPTS) < 1:
 ANALYSIS_PUSH = bool(REDIS_URL)
 ANALYSIS_POLL_MS = envint("ANALYSIS_POLL_MS", 250)
 
+# Accounts and sessions (21 CFR Part 11 §11.300). Every password set through Django (admin,
+# changepassword, createsuperuser) passes these validators.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": envint("PASSWORD_MIN_LENGTH", 12)},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes counts failed logins (page, admin, anything through authenticate()) and locks
+# out, for LOGIN_LOCKOUT_MINUTES after LOGIN_FAILURE_LIMIT of them, the account (guessing one
+# user's password) and the client address (spraying many users); each failure is kept in its
+# AccessFailureLog table, each locked-out pair in AccessAttempt.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# A report signature re-enters the password: SIGN_FAILURE_LIMIT wrong ones within
+# SIGN_LOCKOUT_MINUTES lock that user's signing for the rest of the window (apps/reports).
+SIGN_FAILURE_LIMIT = envint("SIGN_FAILURE_LIMIT", 3)
+SIGN_LOCKOUT_MINUTES = envint("SIGN_LOCKOUT_MINUTES", 30)
+if min(AXES_FAILURE_LIMIT, SIGN_FAILURE_LIMIT, SIGN_LOCKOUT_MINUTES) < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and SIGN_FAILURE_LIMIT/_MINUTES must be >= 1")
+# A session ends after SESSION_IDLE_MINUTES without a request: requests renew it, at most once
+# a minute (apps/accounts/sessions.py), rather than Django's SESSION_SAVE_EVERY_REQUEST write
+# on every tile and save.
+SESSION_COOKIE_AGE = envint("SESSION_IDLE_MINUTES", 30) * 60
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "slides:list"
 LOGOUT_REDIRECT_URL = "login"
+
+# HTTPS and the browser's protections (manage.py check --deploy is clean with HTTPS=true).
+# HTTPS=true: the site is served over TLS only (redirect, HSTS, secure cookies). BEHIND_PROXY=
+# true: a TLS proxy in front sets X-Forwarded-Proto (and X-Forwarded-For, which django-axes
+# reads for the client's address); never set it without such a proxy, or clients could claim
+# HTTPS.
+HTTPS = envbool("HTTPS", False)
+BEHIND_PROXY = envbool("BEHIND_PROXY", False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+# The annotation front end reads the CSRF token from its cookie (Django's documented pattern),
+# so that one cookie stays readable by scripts; the session cookie never is.
+CSRF_COOKIE_HTTPONLY = False
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    AXES_IPWARE_PROXY_COUNT = 1
+# Content-Security-Policy (django-csp), on in development too, so every browser test runs
+# under it: scripts, styles, fonts and XHR from this origin only, no inline code. Images may
+# also be data: and blob: URLs (OpenSeadragon's navigator and canvas exports). The one inline
+# style allowed is OpenSeadragon 6's own <style data-openseadragon-mobile-css> (by its hash;
+# nothing of ours is inline): a new OpenSeadragon that changes it shows up as a
+# CSP violation in the browser tests. A template may nonce one <style> (the API docs' page).
+OPENSEADRAGON_MOBILE_CSS = "'sha256-9xTiqzfwFaL2SGb1rmr8gysEwVVjIvqWAgmZgqFqpEE='"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", OPENSEADRAGON_MOBILE_CSS, NONCE],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -260,7 +351,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Spooled uploads sit beside the store, on the same disk, sized for slides rather than /tmp.
 FILE_UPLOAD_TEMP_DIR = str(SLIDE_STORAGE_DIR / ".upload-tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
-DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024)
+# Largest non-file request body, refused from its length before it is read (body_limit.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 16 * 1024 * 1024)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

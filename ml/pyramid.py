@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pyvips
 
+from ml import limits
+
+limits.apply()
+
 FLAT_LOADERS = {"jpegload", "pngload", "tiffload", "webpload"}
 
 
@@ -67,10 +71,18 @@ def convert_flat_image(
     """Write ``source`` (flat JPEG/PNG/TIFF) as a tiled pyramidal TIFF at ``out``.
 
     Streams through libvips (sequential access), so the whole image never sits in memory.
+    Raises :class:`FlatImageError` for an undecodable image or one declaring more than
+    :data:`ml.limits.MAX_IMAGE_PIXELS`, checked from the header before any pixel is decoded.
     """
     out = Path(out)
     try:
-        image = pyvips.Image.new_from_file(str(source), access="sequential")
+        # fail_on: a truncated or corrupt stream is an error, not an image padded with black.
+        image = pyvips.Image.new_from_file(str(source), access="sequential", fail_on="error")
+        if image.width * image.height > limits.MAX_IMAGE_PIXELS:
+            raise FlatImageError(
+                f"the image declares {image.width:,} x {image.height:,} px, more than the "
+                f"{limits.MAX_IMAGE_PIXELS:,} px a flat image may have"
+            )
         _save_pyramid(image, out, mpp=mpp, quality=quality)
     except pyvips.Error as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"

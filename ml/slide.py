@@ -19,8 +19,17 @@ import numpy as np
 import openslide
 from PIL import Image
 
+from ml import limits
+
+limits.apply()
+
 # Rows of a pyramid level read at once when a thumbnail must be reduced from a large level.
 _STRIP_ROWS = 1024
+#: Suffixes of the vendor whole-slide formats: such a file is read by OpenSlide or not at all
+#: (a photo renamed .svs is refused, not converted as a flat image).
+VENDOR_SUFFIXES = frozenset(
+    {".svs", ".ndpi", ".vms", ".vmu", ".mrxs", ".scn", ".bif", ".svslide", ".dcm"}
+)
 # Microns per pixel above this are resolution placeholders, not a microscope scale.
 MAX_PLAUSIBLE_MPP = 50.0
 
@@ -147,7 +156,17 @@ class SlideReader:
     def read_region(
         self, location: tuple[int, int], level: int, size: tuple[int, int]
     ) -> np.ndarray:
-        """Pixels of ``level`` whose top-left is ``location`` (level-0 px); RGB uint8 (h, w, 3)."""
+        """Pixels of ``level`` whose top-left is ``location`` (level-0 px); RGB uint8 (h, w, 3).
+
+        A read of more than :data:`ml.limits.MAX_READ_PIXELS` raises :class:`SlideReadError`
+        before anything is decoded.
+        """
+        if size[0] * size[1] > limits.MAX_READ_PIXELS:
+            raise SlideReadError(
+                f"a region of {size[0]:,} x {size[1]:,} px is more than the "
+                f"{limits.MAX_READ_PIXELS:,} px read at once",
+                path=self.path,
+            )
         try:
             region = self._osr.read_region(location, level, size)
         except openslide.OpenSlideError as exc:
@@ -173,7 +192,9 @@ class SlideReader:
 
         Output shape is (ceil(H / factor), ceil(W / factor), 3). The source is the coarsest level
         at or above the requested resolution, never level 0 when a coarser level exists; a large
-        source level is reduced strip by strip so memory stays bounded.
+        source level is reduced strip by strip so memory stays bounded. A source level of more
+        than :data:`ml.limits.MAX_THUMBNAIL_SOURCE_PIXELS` (a large slide without a pyramid)
+        raises :class:`SlideReadError`: decoding it all would take the worker for hours.
         """
         if factor < 1:
             raise ValueError("a thumbnail factor must be >= 1")
@@ -181,9 +202,16 @@ class SlideReader:
         out_w, out_h = max(1, math.ceil(width / factor)), max(1, math.ceil(height / factor))
         level = self.best_level_for_downsample(factor)
         lw, lh = self.level_dimensions[level]
+        if lw * lh > limits.MAX_THUMBNAIL_SOURCE_PIXELS:
+            raise SlideReadError(
+                f"the slide has no pyramid level small enough to reduce: {lw:,} x {lh:,} px "
+                f"is more than {limits.MAX_THUMBNAIL_SOURCE_PIXELS:,} px",
+                path=self.path,
+            )
         ds = self.level_downsamples[level]
         strips = []
-        for y0, rows in _strips(lh, _STRIP_ROWS):
+        # A very wide level gets thinner strips, so no one read passes MAX_READ_PIXELS.
+        for y0, rows in _strips(lh, max(1, min(_STRIP_ROWS, limits.MAX_READ_PIXELS // lw))):
             strip = self.read_region((0, round(y0 * ds)), level, (lw, rows))
             target_rows = max(1, round(rows * out_h / lh))
             strips.append(_resize(strip, out_w, target_rows))

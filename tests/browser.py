@@ -76,12 +76,39 @@ def new_page(chromium) -> Iterator[Callable]:
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
+        # The Content-Security-Policy is on in every browser test: anything it blocks (an
+        # inline script or style, a foreign host) is logged by chromium and fails the test.
+        page.on("console", lambda m: _csp_violation(m.text) and errors.append(m.text))
+        page.add_init_script(CSP_LISTENER)
         return page
 
     yield _new
     for context in contexts:
         context.close()
     assert not errors, f"the page threw: {errors}"
+
+
+#: Also record each violation event, so a test can ask the page itself (``csp_violations``).
+CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"}`);
+  window.__cspSamples = (window.__cspSamples || []).concat([e.sample]);
+  console.error(
+    `Content Security Policy violation on ${location.pathname}: ${e.violatedDirective} ` +
+      `${e.blockedURI} ${e.sourceFile || ""}:${e.lineNumber || ""}`,
+  );
+});
+"""
+
+
+def _csp_violation(text: str) -> bool:
+    return "Content Security Policy" in text
+
+
+def csp_violations(page) -> list[str]:
+    """The CSP violations this page has seen since it loaded."""
+    return page.evaluate("window.__cspViolations || []")
 
 
 @pytest.fixture

@@ -21,13 +21,15 @@ ARTIFACTS = REPO / "artifacts"
 
 @pytest.fixture
 def slide_store(settings, tmp_path):
-    """Slides are stored under this test's temporary folder, with a fresh tile cache."""
+    """Slides are stored under this test's temporary folder, with a fresh tile cache; files
+    there may be registered in place too."""
     from django.core.cache import cache
 
     from apps.slides import deepzoom
 
     settings.SLIDE_STORAGE_DIR = tmp_path / "slide-store"
     settings.SLIDE_STORAGE_DIR.mkdir()
+    settings.SLIDE_IMPORT_ROOTS = [*settings.SLIDE_IMPORT_ROOTS, tmp_path.resolve()]
     cache.clear()
     deepzoom.tiles.clear()
     return settings.SLIDE_STORAGE_DIR

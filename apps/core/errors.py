@@ -20,3 +20,8 @@ class AppError(Exception):
         super().__init__(message)
         self.message = message
         self.data: dict[str, Any] = data
+
+
+class RequestTooLarge(AppError):
+    """A request body over its limit, refused before it is read (413): a non-file body over
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE``, a multipart upload over ``SLIDE_UPLOAD_MAX_BYTES``."""

@@ -26,6 +26,11 @@ class WrongPassword(ReportError):
     """The re-entered password does not match the signed-in account (403)."""
 
 
+class SignatureLocked(ReportError):
+    """Too many wrong signature passwords in a row: this user's signing is locked for a while
+    (429); ``data["minutes"]`` is the lockout window."""
+
+
 class NotSigner(ReportError):
     """Only a project reviewer or admin reviews, signs and amends (403)."""
 

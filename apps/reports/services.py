@@ -9,8 +9,10 @@ workspace. Each write appends to the report's audit log in the same transaction.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -30,6 +32,7 @@ from .errors import (
     ReportSigned,
     ReviewIncomplete,
     RunNotDone,
+    SignatureLocked,
     WrongPassword,
 )
 from .models import (
@@ -210,17 +213,55 @@ def confirm(*, version: ReportVersion, annotation_id: Any, user: User) -> None:
     audit(version=locked, user=user, action=AuditAction.CONFIRMED, cell=cell.pk, label=cell.label)
 
 
+#: The ``reason`` of a SIGN_FAILED audit entry: a wrong password, or an attempt while locked.
+WRONG_PASSWORD, LOCKED_OUT = "wrong password", "locked out"
+
+
 def sign(*, version: ReportVersion, user: User, password: Any) -> ReportVersion:
     """Sign ``version`` with the signed-in account plus its password, re-entered now.
 
-    A wrong password records a failed-attempt audit entry and nothing else (403). Cells that
-    need review and were not looked at: 409 naming how many.
+    A wrong password records a failed-attempt audit entry and nothing else (403). After
+    ``SIGN_FAILURE_LIMIT`` of them within ``SIGN_LOCKOUT_MINUTES`` (since the user's last
+    signature), signing is refused for the rest of that window without looking at the password
+    (429), and each refused attempt is audited too. Cells that need review and were not looked
+    at: 409 naming how many.
     """
     check_signer(user, version.report.run)
+    minutes = settings.SIGN_LOCKOUT_MINUTES
+    failures = recent_sign_failures(user)
+    if failures >= settings.SIGN_FAILURE_LIMIT:
+        audit(version=version, user=user, action=AuditAction.SIGN_FAILED, reason=LOCKED_OUT)
+        raise SignatureLocked(
+            f"signing is locked after {failures} wrong passwords; try again within "
+            f"{minutes} minutes of the last one, or ask an administrator",
+            minutes=minutes,
+        )
     if not isinstance(password, str) or not user.check_password(password):
-        audit(version=version, user=user, action=AuditAction.SIGN_FAILED, reason="wrong password")
-        raise WrongPassword("the password is not correct; nothing was signed")
+        audit(version=version, user=user, action=AuditAction.SIGN_FAILED, reason=WRONG_PASSWORD)
+        left = settings.SIGN_FAILURE_LIMIT - failures - 1
+        raise WrongPassword(
+            "the password is not correct; nothing was signed"
+            + (f" ({left} attempts left)" if left else f"; signing is locked for {minutes} min")
+        )
     return _sign(version, user)
+
+
+def recent_sign_failures(user: User) -> int:
+    """Wrong signature passwords of ``user`` in the lockout window, since their last signature;
+    the audit log is the one record of them."""
+    since = timezone.now() - timedelta(minutes=settings.SIGN_LOCKOUT_MINUTES)
+    last = (
+        AuditEntry.objects.filter(user=user, action__in=[AuditAction.SIGNED, AuditAction.AMENDED])
+        .order_by("-at")
+        .values_list("at", flat=True)
+        .first()
+    )
+    return AuditEntry.objects.filter(
+        user=user,
+        action=AuditAction.SIGN_FAILED,
+        detail__reason=WRONG_PASSWORD,
+        at__gt=max(since, last) if last else since,
+    ).count()
 
 
 @transaction.atomic

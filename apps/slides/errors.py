@@ -17,3 +17,17 @@ class UploadTooLarge(SlideError):
 
 class NotAFile(SlideError):
     """The path given to register is not a file on the server's disk (400)."""
+
+
+class OutsideImportRoots(SlideError):
+    """A file to register in place (or the target of its symlink) lies outside every folder
+    of ``SLIDE_IMPORT_ROOTS`` (403)."""
+
+
+class UnsafeFilename(SlideError):
+    """An upload's file name carries a directory part (``../``, ``/``) (400)."""
+
+
+class StoreWriteRefused(SlideError):
+    """A write would land outside the slide store or over a file registered in place; the app
+    never writes into a lab's own slide files (500: a bug, never a user's doing)."""

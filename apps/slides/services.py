@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from apps.accounts.models import Project
 from ml.pyramid import FLAT_LOADERS, FlatImageError, convert_flat_image, flat_image_loader
-from ml.slide import SlideOpenError, SlideReader, SlideReadError
+from ml.slide import VENDOR_SUFFIXES, SlideOpenError, SlideReader, SlideReadError
 
 from . import storage
-from .errors import NotAFile, SlideError, UploadTooLarge
+from .errors import NotAFile, OutsideImportRoots, SlideError, UnsafeFilename, UploadTooLarge
 from .models import Slide, SlideSource, SlideStatus
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ def take_in_upload(
     *, project: Project, chunks: Iterable[bytes], filename: str, user, name: str = ""
 ) -> Intake:
     """Store an uploaded file (streamed in chunks) and register it as a pending slide."""
+    if not storage.is_plain_name(filename):
+        raise UnsafeFilename(f"the file name {filename!r} must not contain a folder or '..'")
     try:
         sha, relative, size = storage.store_chunks(
             chunks, filename, max_bytes=settings.SLIDE_UPLOAD_MAX_BYTES
@@ -103,7 +105,14 @@ def register_path(
     folder, and labs do not want a second copy of a 40 GB slide); ``copy`` puts a copy into the
     content-addressed store instead.
     """
-    path = path.expanduser().resolve()
+    named = path.expanduser()
+    path = named.resolve()  # a symlink is judged by where it points
+    if not any(path.is_relative_to(root) for root in settings.SLIDE_IMPORT_ROOTS):
+        roots = ", ".join(str(r) for r in settings.SLIDE_IMPORT_ROOTS)
+        raise OutsideImportRoots(
+            f"{named} is outside the folders slides may be registered from ({roots}); "
+            "set SLIDE_IMPORT_ROOTS to add one"
+        )
     if not path.is_file():
         raise NotAFile(f"{path} is not a file")
     sha = storage.hash_file(path, progress)
@@ -188,11 +197,19 @@ def _open_viewable(slide: Slide) -> tuple[SlideReader, dict]:
         return SlideReader(source), {"view_path": "", "converted_from_flat": False}
     except SlideOpenError as exc:
         openslide_message = exc.message
+    suffix = Path(slide.original_filename).suffix.lower()
+    if suffix in VENDOR_SUFFIXES:
+        # A vendor suffix promises a whole-slide file; a photo renamed .svs is refused, not
+        # converted, so what the lab named a scan is what it gets.
+        raise SlideError(
+            f"{openslide_message} (a {suffix} file must be a whole-slide image, "
+            "and this one is not)"
+        )
     loader = flat_image_loader(source)
     if loader not in FLAT_LOADERS:
         raise SlideError(openslide_message)
     relative = storage.derived_path(slide.sha256, "pyramid.tiff")
-    target = settings.SLIDE_STORAGE_DIR / relative
+    target = storage.writable_target(relative)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         if not target.exists():

@@ -3,6 +3,10 @@
 Layout: ``<SLIDE_STORAGE_DIR>/<sha[:2]>/<sha>/<original name>`` plus, for flat images, a
 ``pyramid.tiff`` beside it. Writes go to a temporary name and are renamed into place, so a
 crash never leaves a half-written file under a real name.
+
+Every write goes through :func:`writable_target`: the app writes only inside the store and
+never over an existing file, so a slide registered in place (a lab's own file, or the shared
+sample data) is never touched, whatever the settings or a symlink in the store say.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from pathlib import Path
 
 from django.conf import settings
 
+from .errors import StoreWriteRefused
+from .models import Slide
+
 CHUNK = 8 * 1024 * 1024
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -26,6 +33,29 @@ def safe_name(filename: str) -> str:
     base = os.path.basename(filename.replace("\\", "/")).strip(". ")
     cleaned = _SAFE.sub("_", base)[:200]
     return cleaned or "slide"
+
+
+def is_plain_name(filename: str) -> bool:
+    """True when ``filename`` names a file only: no folder part, no ``..``, no NUL."""
+    return not (set(filename) & {"/", "\\", "\0"}) and filename not in {"", ".", ".."}
+
+
+def writable_target(relative: Path) -> Path:
+    """The absolute path a write of ``relative`` (within the store) may create.
+
+    Raises :class:`StoreWriteRefused` when it resolves outside the store (``..``, a symlink),
+    lands on a file registered in place, or the store itself lies inside the shared sample
+    data. An existing file is never overwritten: callers skip the write when it exists.
+    """
+    root = settings.SLIDE_STORAGE_DIR.resolve()
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root) or target == root:
+        raise StoreWriteRefused(f"refusing to write {relative}: it is outside the slide store")
+    if root.is_relative_to(settings.SHARED_DATA_DIR.resolve()):
+        raise StoreWriteRefused(f"refusing to write into the shared sample data ({root})")
+    if Slide.objects.filter(file_path=str(target)).exists():
+        raise StoreWriteRefused(f"refusing to write {target}: a slide is registered there")
+    return target
 
 
 def sha_dir(sha256: str) -> Path:
@@ -65,7 +95,7 @@ def store_chunks(
                 out.write(chunk)
         sha = digest.hexdigest()
         relative = sha_dir(sha) / safe_name(filename)
-        target = root / relative
+        target = writable_target(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
             tmp.unlink()
@@ -80,7 +110,7 @@ def store_chunks(
 def copy_into_storage(source: Path, sha256: str) -> Path:
     """Copy an on-disk file into storage under its known hash; returns the relative path."""
     relative = sha_dir(sha256) / safe_name(source.name)
-    target = settings.SLIDE_STORAGE_DIR / relative
+    target = writable_target(relative)
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".incoming-{target.name}")

@@ -205,3 +205,12 @@ def test_head_states_the_length_of_the_get_and_sends_nothing(either, client, own
     assert status == 200 and body == b""
     assert headers[b"content-length"] == str(len(got[2])).encode()
     assert headers[b"etag"] == got[1][b"etag"]
+
+
+@pytest.mark.parametrize("level", ["-1", "1000000000000", "9" * 40])
+def test_a_level_below_zero_or_absurdly_high_is_404_on_both_paths(
+    either, client, owner, cmu, level
+):
+    cookie = _session_of(client, owner)
+    status, _, body = _get(either, f"/slides/{cmu.pk}_files/{level}/0_0.jpeg", cookie=cookie)
+    assert status == 404 and not body.startswith(b"\xff\xd8")

@@ -10,6 +10,7 @@ from tqdm import tqdm
 from apps.accounts.models import Project
 from apps.slides import services
 from apps.slides.errors import SlideError
+from ml.slide import VENDOR_SUFFIXES
 
 
 class Command(BaseCommand):
@@ -64,23 +65,7 @@ class Command(BaseCommand):
 
 # What a folder scan picks up: OpenSlide's formats and the flat images we convert. Files named
 # one by one are always taken, whatever their extension.
-SLIDE_SUFFIXES = {
-    ".svs",
-    ".tif",
-    ".tiff",
-    ".ndpi",
-    ".vms",
-    ".vmu",
-    ".mrxs",
-    ".scn",
-    ".bif",
-    ".svslide",
-    ".dcm",
-    ".jpg",
-    ".jpeg",
-    ".png",
-    ".webp",
-}
+SLIDE_SUFFIXES = VENDOR_SUFFIXES | {".tif", ".tiff", ".jpg", ".jpeg", ".png", ".webp"}
 
 
 def _expand(paths: list[Path]) -> list[Path]:
