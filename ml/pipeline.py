@@ -218,7 +218,8 @@ K = TypeVar("K")
 
 def _nested_from_dict(kind: type[_Nested], name: str, value: Any) -> _Nested:
     """A nested settings dataclass (``cell_filter``, ``box_prompts``) from its dict; every
-    field is a number >= 0, and ``ConfigError`` names ``<name>.<key>``."""
+    field is a number >= 0 or a switch (true/false), and ``ConfigError`` names
+    ``<name>.<key>``."""
     if isinstance(value, kind):
         return value
     if not isinstance(value, dict):
@@ -229,6 +230,11 @@ def _nested_from_dict(kind: type[_Nested], name: str, value: Any) -> _Nested:
         if not hasattr(defaults, key):
             raise ConfigError(f"{name}.{key}", f"is not a {name} setting")
         default = getattr(defaults, key)
+        if isinstance(default, bool):
+            if not isinstance(item, bool):
+                raise ConfigError(f"{name}.{key}", f"must be true or false, not {item!r}")
+            out[key] = item
+            continue
         if isinstance(item, bool) or not isinstance(item, int | float) or item < 0:
             raise ConfigError(f"{name}.{key}", f"must be a number >= 0, not {item!r}")
         out[key] = int(item) if isinstance(default, int) else float(item)

@@ -26,7 +26,7 @@ from ml.pipeline import (
 )
 from ml.pyramid import build_mosaic_slide
 from ml.slide import open_slide
-from ml.stages.cells import Cell, NucleatedFilter
+from ml.stages.cells import BoxPromptSettings, Cell, NucleatedFilter
 from tests.ml.data import BCCD_DIR, SLIDES_DIR
 
 KEYS = class_keys(DEFAULT_CLASSES)
@@ -266,6 +266,8 @@ def test_streaming_tile_groups_finds_the_cells_of_each_group_alone() -> None:
         ({"sam_prompts": "boxes"}, "sam_prompts"),
         ({"cell_filter": {"min_area": 3}}, "cell_filter.min_area"),
         ({"classes": ["blast", "dragon"]}, "classes"),
+        ({"box_prompts": {"multimask": 1}}, "box_prompts.multimask"),
+        ({"box_prompts": {"growth": True}}, "box_prompts.growth"),
     ],
 )
 def test_a_bad_config_override_names_its_field(overrides: dict, field: str) -> None:
@@ -275,7 +277,12 @@ def test_a_bad_config_override_names_its_field(overrides: dict, field: str) -> N
 
 
 def test_a_config_round_trips_through_its_dict() -> None:
-    config = PipelineConfig(tile_size=800, max_tiles=3, cell_filter=NucleatedFilter(min_area_px=10))
+    config = PipelineConfig(
+        tile_size=800,
+        max_tiles=3,
+        cell_filter=NucleatedFilter(min_area_px=10),
+        box_prompts=BoxPromptSettings(growth=0.3, multimask=True),
+    )
     assert PipelineConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 
