@@ -263,7 +263,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every operation documents the client errors it can answer (one place, not every view).
+    "DEFAULT_SCHEMA_CLASS": "bmadcc_web.api_schema.ErrorDocumentingAutoSchema",
+    "DEFAULT_METADATA_CLASS": "bmadcc_web.metadata.Metadata",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     # Domain errors (apps.core.errors.AppError) answer through one error -> status table.
