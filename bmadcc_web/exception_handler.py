@@ -69,6 +69,7 @@ STATUS: dict[type[AppError], int] = {
     slide_errors.SlideError: status.HTTP_422_UNPROCESSABLE_ENTITY,
     slide_errors.NotAFile: status.HTTP_400_BAD_REQUEST,
     slide_errors.UploadTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    slide_errors.StorageFull: status.HTTP_507_INSUFFICIENT_STORAGE,
 }
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -112,3 +114,89 @@ def daphne(env: dict[str, str], log: Path, port: int | None = None) -> Iterator[
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+# -- private PostgreSQL and Redis ---------------------------------------------------------------
+# Fault tests restart these; a shared server (a developer's, CI's service container) must never
+# be the one restarted, so each test run starts its own on a free port, in a temporary folder.
+PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    """``initdb`` and ``postgres`` refuse to run as root: run them as the postgres account."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster, trust auth on 127.0.0.1:``port``; :meth:`close` removes it.
+
+    Its folder is a fresh one under the system temporary folder, not the test's (pytest's are
+    private to root, and the server runs as the postgres account).
+    """
+
+    def __init__(self) -> None:
+        if PG_BIN is None:
+            raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql")
+        self.folder = Path(tempfile.mkdtemp(prefix="bmadcc-pg-"))
+        self.data = self.folder / "pgdata"
+        self.port = free_port()
+        self.log = self.folder / "postgres.log"
+        if os.geteuid() == 0:
+            os.chown(self.folder, *_postgres_ids())
+        initdb = [str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"]
+        subprocess.run(_as_postgres(initdb), check=True, capture_output=True)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder}"
+        self._pg_ctl("start", "-w", "-t", "120", "-l", str(self.log), "-o", options)
+
+    def stop(self) -> None:
+        """Fast shutdown: every client's session ends at once, as in a crash or a failover."""
+        if (self.data / "postmaster.pid").exists():
+            self._pg_ctl("stop", "-w", "-m", "fast")
+
+    def _pg_ctl(self, *args: str) -> None:
+        cmd = [str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args]
+        subprocess.run(_as_postgres(cmd), check=True, capture_output=True, timeout=180)
+
+
+def _postgres_ids() -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam("postgres")
+    return entry.pw_uid, entry.pw_gid
+
+
+class PrivateRedis:
+    """A throwaway redis-server on 127.0.0.1:``port``, no persistence."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        cmd += ["--save", "", "--appendonly", "no", "--dir", str(self.folder)]
+        with (self.folder / "redis.log").open("ab") as out:
+            self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, 30, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+        self.process = None

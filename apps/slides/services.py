@@ -67,9 +67,10 @@ def take_in_upload(
 ) -> Intake:
     """Store an uploaded file (streamed in chunks) and register it as a pending slide."""
     try:
-        sha, relative, size = storage.store_chunks(
-            chunks, filename, max_bytes=settings.SLIDE_UPLOAD_MAX_BYTES
-        )
+        with storage.disk_full_as_error():
+            sha, relative, size = storage.store_chunks(
+                chunks, filename, max_bytes=settings.SLIDE_UPLOAD_MAX_BYTES
+            )
     except ValueError as exc:
         raise UploadTooLarge(str(exc)) from exc
     intake = _create_or_find(

@@ -14,12 +14,25 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.api.base import ProjectScopedViewSet, projects_of
-from apps.slides import selectors, services
+from apps.slides import selectors, services, storage
 from apps.slides.deepzoom import TileReadError
 from apps.slides.errors import UploadTooLarge
 from apps.slides.models import Slide
 
 from .serializers import SlideSerializer, SlideUploadSerializer, ThumbnailQuerySerializer
+
+
+def discard_spooled_upload(request: Request) -> None:
+    """Delete the half-spooled file of a failed multipart parse now, not when it is collected.
+
+    Django closes (so deletes) the spooled files it finished, not the one it was writing when
+    the disk filled; its upload handlers keep that one as ``file`` (Django's MultiPartParser
+    makes the same assumption in ``_close_files``).
+    """
+    for handler in request.upload_handlers:
+        spooled = getattr(handler, "file", None)
+        if spooled is not None:
+            spooled.close()
 
 
 class SlideViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
@@ -49,7 +62,9 @@ class SlideViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScop
         declared = request.META.get("CONTENT_LENGTH") or "0"
         if limit and declared.isdigit() and int(declared) > limit:
             raise UploadTooLarge(f"the file is larger than the {limit:,} byte limit")
-        form = SlideUploadSerializer(data=request.data)
+        # Django spools the upload into the store's disk first (FILE_UPLOAD_TEMP_DIR).
+        with storage.disk_full_as_error(on_full=lambda: discard_spooled_upload(request)):
+            form = SlideUploadSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         project = projects_of(request.user).filter(pk=form.validated_data["project"]).first()
         if project is None:
