@@ -87,6 +87,8 @@ SHARED_DATA_DIR = shared_data_dir()
 DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "")
 # Uploads larger than this are refused before any byte is written (bytes; 0 = unlimited).
 SLIDE_UPLOAD_MAX_BYTES = envint("SLIDE_UPLOAD_MAX_BYTES", 200 * 1024**3)
+# A pending slide no worker claimed this long after it was registered is queued again (s).
+SLIDE_INGEST_REQUEUE_S = envint("SLIDE_INGEST_REQUEUE_S", 300)
 SLIDE_HANDLE_CACHE_SIZE = envint("SLIDE_HANDLE_CACHE_SIZE", 32)
 TILE_CACHE_SECONDS = envint("TILE_CACHE_SECONDS", 3600)
 # Encoded tiles kept in each server process's memory (bytes).
