@@ -53,12 +53,14 @@ UPLOAD = f"""
 from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from apps.accounts.models import Project
+from apps.accounts.services import create_project
 from apps.slides import services
+owner = get_user_model().objects.get()
 with transaction.atomic():
+    # Another project: in the first one the same file is already a slide (a duplicate).
     intake = services.take_in_upload(
-        project=Project.objects.get(), chunks=[Path({str(SLIDE_FILE)!r}).read_bytes()],
-        filename="again.svs", user=get_user_model().objects.get(), name="a second copy",
+        project=create_project(name="Second study", created_by=owner), chunks=[Path({str(SLIDE_FILE)!r}).read_bytes()],
+        filename="again.svs", user=owner, name="a second copy",
     )
 print(json.dumps(intake.slide.pk))
 """
@@ -81,6 +83,7 @@ def stack(tmp_path) -> Iterator[dict]:
             ANALYSIS_DEVICE="cpu",
             ANALYSIS_LEASE_S=str(LEASE_S),
             SLIDE_INGEST_REQUEUE_S=str(LEASE_S),
+            LOG_LEVEL="INFO",  # the qcluster logs say what happened when a test fails
         )
         world = seed(env, WORLD)
         yield {"env": env, "redis": redis, "pg": pg, "tmp": tmp_path, **world}
@@ -137,13 +140,14 @@ def restart_redis(stack: dict) -> None:
 
 
 def test_an_analysis_run_finishes_when_redis_goes_down_in_its_middle(stack, qcluster):
-    qcluster()
+    # Queued first, the worker after: the run (seconds long) starts while this test watches.
     run_id = seed(stack["env"], f"SLIDE = {stack['slide']}\n" + START_RUN)
+    qcluster()
     wait_for(
         lambda: query(
             stack, "select 1 from analysis_analysisrun where id = %s and status = 'running'", run_id
         ),
-        300,
+        600,  # a fresh qcluster imports torch: slow on a loaded 2-core machine
         "the worker to start the run",
         poll=0.05,
     )
@@ -160,7 +164,7 @@ def test_an_analysis_run_finishes_when_redis_goes_down_in_its_middle(stack, qclu
         lambda: query(
             stack,
             "select status, error from analysis_analysisrun "
-            "where id = %s and status in ('done', 'failed', 'canceled')",
+            "where id = %s and status in ('done', 'failed', 'cancelled')",
             run_id,
         ),
         300,

@@ -123,10 +123,10 @@ def report_tally(request):
     """Say how much was fuzzed, for the CI log (and the issue's figures)."""
     yield
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter and TALLY["examples"]:
-        reporter.write_line(
-            f"schema fuzz: {len(TALLY['operations'])} operations, {TALLY['examples']} requests"
-        )
+    line = f"schema fuzz: {len(TALLY['operations'])} operations, {TALLY['examples']} requests"
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line(line)
 
 
 @schema.parametrize()
