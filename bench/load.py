@@ -188,13 +188,14 @@ def warm_up(ports: list[int], world: dict) -> None:
 def run(args: argparse.Namespace, env: dict, world: dict, ports: list[int]) -> dict:
     tally = Tally()
     slide_side = 100_000
+    # More cells than any annotator can save in the run; each annotator its own part of the slide.
+    cells = cell_polygons(args.annotators * 5_000, seed=3, slide_size=slide_side)
+    started = time.perf_counter()
     until = time.monotonic() + args.seconds
     threads = [
         threading.Thread(target=viewer, args=(ports[i % 2], world, until, i, tally))
         for i in range(args.viewers)
     ]
-    # More cells than any annotator can save in the run; each annotator its own part of the slide.
-    cells = cell_polygons(args.annotators * 5_000, seed=3, slide_size=slide_side)
     threads += [
         threading.Thread(
             target=annotator,
@@ -202,7 +203,6 @@ def run(args: argparse.Namespace, env: dict, world: dict, ports: list[int]) -> d
         )
         for i in range(args.annotators)
     ]
-    started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
