@@ -50,3 +50,20 @@ def test_every_operation_documents_the_client_errors_the_api_answers():
         for method, operation in operations.items():
             assert {"400", "401", "403", "404"} <= set(operation["responses"]), (method, path)
     assert schema["components"]["schemas"]["Error"]["oneOf"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/annotation-sets/?slide=9068572390892975947776",
+        "/api/analyses/?slide=9068572390892975947776",
+        "/api/slides/?project=9068572390892975947776",
+        "/api/annotation-sets/?slide=%D9%A3",  # an Arabic-Indic digit: isdigit(), not an id
+    ],
+)
+def test_an_id_filter_no_row_can_match_is_a_400_not_a_500(api, owner, project, url):
+    api.force_authenticate(owner)
+
+    response = api.get(url)
+
+    assert response.status_code == 400, response.content

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.api.base import ProjectScopedViewSet, projects_of
+from apps.core.ids import parse_id
 from apps.slides import selectors, services, storage
 from apps.slides.deepzoom import TileReadError
 from apps.slides.errors import UploadTooLarge
@@ -45,9 +46,10 @@ class SlideViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScop
         queryset = super().get_queryset()
         project = self.request.query_params.get("project")
         if project is not None:
-            if not project.isdigit():
+            project_id = parse_id(project)
+            if project_id is None:
                 raise ValidationError({"project": "must be a project id"})
-            queryset = queryset.filter(project_id=int(project))
+            queryset = queryset.filter(project_id=project_id)
         return queryset
 
     @extend_schema(
