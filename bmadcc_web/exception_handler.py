@@ -84,6 +84,7 @@ STATUS: dict[type[AppError], int] = {
     slide_errors.OutsideImportRoots: status.HTTP_403_FORBIDDEN,
     slide_errors.UnsafeFilename: status.HTTP_400_BAD_REQUEST,
     slide_errors.StoreWriteRefused: status.HTTP_500_INTERNAL_SERVER_ERROR,
+    slide_errors.StorageFull: status.HTTP_507_INSUFFICIENT_STORAGE,
 }
 
 

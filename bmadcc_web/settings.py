@@ -99,6 +99,8 @@ SLIDE_IMPORT_ROOTS = [
 DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "")
 # Uploads larger than this are refused before any byte is written (bytes; 0 = unlimited).
 SLIDE_UPLOAD_MAX_BYTES = envint("SLIDE_UPLOAD_MAX_BYTES", 200 * 1024**3)
+# A pending slide no worker claimed this long after it was registered is queued again (s).
+SLIDE_INGEST_REQUEUE_S = envint("SLIDE_INGEST_REQUEUE_S", 300)
 SLIDE_HANDLE_CACHE_SIZE = envint("SLIDE_HANDLE_CACHE_SIZE", 32)
 TILE_CACHE_SECONDS = envint("TILE_CACHE_SECONDS", 3600)
 # Encoded tiles kept in each server process's memory (bytes).
@@ -360,7 +362,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every operation documents the client errors it can answer (one place, not every view).
+    "DEFAULT_SCHEMA_CLASS": "bmadcc_web.api_schema.ErrorDocumentingAutoSchema",
+    "DEFAULT_METADATA_CLASS": "bmadcc_web.metadata.Metadata",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     # Domain errors (apps.core.errors.AppError) answer through one error -> status table.

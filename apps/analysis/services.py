@@ -772,8 +772,15 @@ def publish(run_id: int) -> None:
     if not settings.ANALYSIS_PUSH:
         return
     from channels.layers import get_channel_layer
+    from redis.exceptions import RedisError
 
     state = selectors.run_state(AnalysisRun.objects.get(pk=run_id))
-    async_to_sync(get_channel_layer().group_send)(
-        selectors.group_name(run_id), {"type": "run.state", "state": state}
-    )
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            selectors.group_name(run_id), {"type": "run.state", "state": state}
+        )
+    except (RedisError, OSError) as exc:
+        # The row is the record and the next push carries the whole state again: a push lost
+        # while Redis restarts must not fail the step that made the progress (found by
+        # tests/test_redis_restart.py: the front step failed the run).
+        log.warning("run %s: progress push failed (%s); the next push repeats it", run_id, exc)

@@ -450,6 +450,10 @@ def _check_tiles_free(aset: AnnotationSet, rows: list[dict[str, Any]], *, single
         raise BulkInvalid(errors)
 
 
+#: Versions start at 1; the largest a PositiveIntegerField holds on every database backend.
+MAX_VERSION = 2_147_483_647
+
+
 def _locked(annotation_id: int, sent_version: Any) -> Annotation:
     """The row, locked for this transaction, if ``sent_version`` is current."""
     current = (
@@ -457,8 +461,13 @@ def _locked(annotation_id: int, sent_version: Any) -> Annotation:
         .select_related("set__slide__project")
         .get(pk=annotation_id)
     )
-    if not isinstance(sent_version, int) or isinstance(sent_version, bool):
-        raise InvalidAnnotation("version (an integer) is required for an edit")
+    if (
+        not isinstance(sent_version, int)
+        or isinstance(sent_version, bool)
+        or not 1 <= sent_version <= MAX_VERSION
+    ):
+        # Out of range, it could not be stored as the refused attempt's history row either.
+        raise InvalidAnnotation(f"version (an integer, 1 to {MAX_VERSION}) is required for an edit")
     if current.version != sent_version:
         raise StaleVersion(current, sent_version)
     return current

@@ -15,6 +15,10 @@ class UploadTooLarge(SlideError):
     """The upload is over ``SLIDE_UPLOAD_MAX_BYTES`` (413); nothing was kept."""
 
 
+class StorageFull(SlideError):
+    """The slide store's disk filled up while a file was written (507); nothing was kept."""
+
+
 class NotAFile(SlideError):
     """The path given to register is not a file on the server's disk (400)."""
 

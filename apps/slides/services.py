@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -69,9 +70,10 @@ def take_in_upload(
     if not storage.is_plain_name(filename):
         raise UnsafeFilename(f"the file name {filename!r} must not contain a folder or '..'")
     try:
-        sha, relative, size = storage.store_chunks(
-            chunks, filename, max_bytes=settings.SLIDE_UPLOAD_MAX_BYTES
-        )
+        with storage.disk_full_as_error():
+            sha, relative, size = storage.store_chunks(
+                chunks, filename, max_bytes=settings.SLIDE_UPLOAD_MAX_BYTES
+            )
     except ValueError as exc:
         raise UploadTooLarge(str(exc)) from exc
     intake = _create_or_find(
@@ -141,6 +143,24 @@ def schedule_ingest(slide_id: int) -> None:
             "apps.slides.tasks.ingest_slide", slide_id, task_name=f"ingest-{slide_id}"
         )
     )
+
+
+def requeue_lost_ingests() -> int:
+    """Queue again the ingests no worker took within ``SLIDE_INGEST_REQUEUE_S``; how many.
+
+    A pending slide nobody claimed that long after it was registered lost its queue entry (the
+    broker restarted without persistence, or a killed worker had fetched it ahead). Runs every
+    minute (a django-q2 schedule); :func:`_claim` is conditional, so an ingest queued twice
+    still runs once.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.SLIDE_INGEST_REQUEUE_S)
+    lost = Slide.objects.filter(
+        status=SlideStatus.PENDING, ingest_started_at__isnull=True, created_at__lt=cutoff
+    ).values_list("pk", flat=True)
+    ids = list(lost)
+    for slide_id in ids:
+        schedule_ingest(slide_id)
+    return len(ids)
 
 
 def _claim(slide_id: int) -> Slide | None:

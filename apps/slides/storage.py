@@ -11,17 +11,19 @@ sample data) is never touched, whatever the settings or a symlink in the store s
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
 
-from .errors import StoreWriteRefused
+from .errors import StorageFull, StoreWriteRefused
 from .models import Slide
 
 CHUNK = 8 * 1024 * 1024
@@ -71,6 +73,27 @@ def hash_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
             if progress:
                 progress(len(chunk))
     return digest.hexdigest()
+
+
+@contextmanager
+def disk_full_as_error(on_full: Callable[[], None] | None = None) -> Iterator[None]:
+    """Turn "no space left on device" while writing into the store into :class:`StorageFull`.
+
+    ``on_full`` removes what the failed writer leaves behind (:func:`store_chunks` removes its
+    own); the user gets the reason instead of a 500. Any other ``OSError`` is a bug or a
+    broken disk and propagates as it is.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        if on_full is not None:
+            on_full()
+        raise StorageFull(
+            "the slide store's disk is full; nothing was kept. Free space (or ask an "
+            "administrator to) and upload again"
+        ) from exc
 
 
 def store_chunks(

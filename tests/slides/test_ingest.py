@@ -124,3 +124,29 @@ def test_import_slides_copy_puts_the_file_in_the_content_addressed_store(project
     slide = Slide.objects.get(project=project)
     assert slide.stored_file.is_relative_to(slide_store)
     assert slide.stored_file.parent.name == slide.sha256
+
+
+def test_the_sweep_queues_again_an_ingest_no_worker_took_and_only_that_one(
+    project, owner, settings, django_capture_on_commit_callbacks
+):
+    """A lost queue entry (a broker restart) leaves a slide pending and unclaimed: the sweep
+    queues it again once SLIDE_INGEST_REQUEUE_S has passed; a fresh one is left to its entry."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_q.conf import Conf
+
+    settings.SLIDE_INGEST_REQUEUE_S = 60
+    path = SLIDES_DIR / "cmu-1-small-region.svs"
+    lost = services.register_path(project=project, path=path, user=owner).slide
+    Slide.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    fresh = services.register_path(project=project, path=SLIDES_DIR / "small.svs", user=owner).slide
+    assert Conf.SYNC, "run with Q_SYNC=true (scripts/test.sh does): queued work runs inline"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.requeue_lost_ingests() == 1
+
+    lost.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (lost.status, lost.error) == ("ready", "")
+    assert fresh.status == "pending"

@@ -67,7 +67,11 @@ class SlideAgreementViewSet(ProjectScopedViewSet):
             return Response(presenters.stage_json(slide, stage))
         return Response(presenters.slide_json(slide))
 
-    @extend_schema(parameters=[STAGE_PARAM], request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=[STAGE_PARAM],
+        request=None,
+        responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT},
+    )
     @action(detail=True, methods=["post"])
     def report(self, request: Request, pk: str) -> Response:
         """Queue the computation of one stage's report (202); 200 with the job already queued
@@ -157,7 +161,7 @@ class ProjectAgreementViewSet(ProjectScopedViewSet):
         reports = [selectors.project_report(project=project, stage=one) for one in stages]
         return Response(presenters.project_json(project, reports))
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])
     def reports(self, request: Request, pk: str) -> Response:
         """Queue a report job for every comparable slide stage whose report is missing or

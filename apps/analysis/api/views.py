@@ -19,6 +19,7 @@ from apps.accounts.api.base import ProjectScopedViewSet
 from apps.accounts.auth import acting_user
 from apps.analysis import selectors, services
 from apps.analysis.models import AnalysisRun
+from apps.core.ids import parse_id
 from apps.slides.selectors import visible_slide_or_404
 
 from .serializers import RunSerializer, StartRunSerializer
@@ -35,9 +36,10 @@ class AnalysisRunViewSet(ProjectScopedViewSet):
         queryset = super().get_queryset()
         slide = self.request.query_params.get("slide")
         if slide is not None:
-            if not slide.isdigit():
+            slide_id = parse_id(slide)
+            if slide_id is None:
                 raise ValidationError({"slide": "must be a slide id"})
-            queryset = queryset.filter(slide_id=int(slide))
+            queryset = queryset.filter(slide_id=slide_id)
         return queryset
 
     @extend_schema(parameters=[OpenApiParameter("slide", int, required=False)])

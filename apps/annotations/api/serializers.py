@@ -154,8 +154,10 @@ class BulkCreateSerializer(serializers.Serializer):
 
 
 class BulkErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]  # a field named "errors"
+    """A 400: ``errors`` lists the invalid items; a malformed request answers field errors."""
+
+    detail = serializers.CharField(required=False)
+    errors = serializers.ListField(child=serializers.DictField(), required=False)  # type: ignore[assignment]  # a field named "errors"
 
 
 class ConflictSerializer(serializers.Serializer):

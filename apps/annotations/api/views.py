@@ -30,6 +30,7 @@ from apps.annotations import selectors, services
 from apps.annotations.api.parsers import FastJSONParser
 from apps.annotations.interchange import path_classes, to_geojson, to_labelme
 from apps.annotations.models import Annotation, AnnotationSet, LabelClass, Task
+from apps.core.ids import parse_id
 from apps.slides.deepzoom import handles
 from apps.slides.selectors import visible_slide_or_404
 from ml.slide import SlideOpenError, SlideReadError
@@ -466,10 +467,10 @@ def _by_slide_and_stage(queryset: QuerySet, params) -> QuerySet:
 
 
 def _int_param(params, name: str) -> int:
-    value = params.get(name, "")
-    if not value.isdigit():
+    number = parse_id(params.get(name, ""))
+    if number is None:
         raise ValidationError({name: "must be an integer id"})
-    return int(value)
+    return number
 
 
 def _task_json(task: Task) -> dict:

@@ -14,12 +14,26 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.api.base import ProjectScopedViewSet, projects_of
-from apps.slides import selectors, services
+from apps.core.ids import parse_id
+from apps.slides import selectors, services, storage
 from apps.slides.deepzoom import TileReadError
 from apps.slides.errors import UploadTooLarge
 from apps.slides.models import Slide
 
 from .serializers import SlideSerializer, SlideUploadSerializer, ThumbnailQuerySerializer
+
+
+def discard_spooled_upload(request: Request) -> None:
+    """Delete the half-spooled file of a failed multipart parse now, not when it is collected.
+
+    Django closes (so deletes) the spooled files it finished, not the one it was writing when
+    the disk filled; its upload handlers keep that one as ``file`` (Django's MultiPartParser
+    makes the same assumption in ``_close_files``).
+    """
+    for handler in request.upload_handlers:
+        spooled = getattr(handler, "file", None)
+        if spooled is not None:
+            spooled.close()
 
 
 class SlideViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
@@ -32,9 +46,10 @@ class SlideViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScop
         queryset = super().get_queryset()
         project = self.request.query_params.get("project")
         if project is not None:
-            if not project.isdigit():
+            project_id = parse_id(project)
+            if project_id is None:
                 raise ValidationError({"project": "must be a project id"})
-            queryset = queryset.filter(project_id=int(project))
+            queryset = queryset.filter(project_id=project_id)
         return queryset
 
     @extend_schema(
@@ -49,7 +64,9 @@ class SlideViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScop
         declared = request.META.get("CONTENT_LENGTH") or "0"
         if limit and declared.isdigit() and int(declared) > limit:
             raise UploadTooLarge(f"the file is larger than the {limit:,} byte limit")
-        form = SlideUploadSerializer(data=request.data)
+        # Django spools the upload into the store's disk first (FILE_UPLOAD_TEMP_DIR).
+        with storage.disk_full_as_error(on_full=lambda: discard_spooled_upload(request)):
+            form = SlideUploadSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         project = projects_of(request.user).filter(pk=form.validated_data["project"]).first()
         if project is None:
