@@ -194,17 +194,22 @@ def _import(project: Project, cards: dict[str, ModelCard]) -> list[ModelVersion]
         if (task, card.weights_sha256 or _sha_of(card.weights)) in known:
             continue
         has_active = ModelVersion.objects.filter(project=project, task=task, is_active=True)
-        imported.append(
-            register_staged(
-                project=project,
-                raw=card.raw,
-                staged=store.stage_file(card.weights),
-                user=None,
-                origin=Origin.INSTALLED,
-                activate=not has_active.exists(),
-                check_weights=False,  # the pipeline loads it on every run already
-            )
-        )
+        try:
+            with transaction.atomic():
+                version = register_staged(
+                    project=project,
+                    raw=card.raw,
+                    staged=store.stage_file(card.weights),
+                    user=None,
+                    origin=Origin.INSTALLED,
+                    activate=not has_active.exists(),
+                    check_weights=False,  # the pipeline loads it on every run already
+                )
+        except InvalidCard:
+            # Weights that fail their card's sha256: not a version. The run that would use
+            # the card fails at once, naming the card file and the field (ml.cards).
+            continue
+        imported.append(version)
     return imported
 
 

@@ -139,6 +139,16 @@ def test_installed_cards_are_listed_as_active_version_one_on_first_use(
     assert len(api.get(f"/api/models/?project={project.pk}").json()) == 1
 
 
+def test_an_installed_card_whose_weights_fail_their_sha256_is_not_made_a_version(
+    api, project, member, registry_dirs
+) -> None:
+    card = classifier_card(registry_dirs, name="tampered-classifier")
+    card.write_text(json.dumps({**json.loads(card.read_text()), "weights_sha256": "0" * 64}))
+    api.force_authenticate(member)
+    assert api.get(f"/api/models/?project={project.pk}").json() == []
+    assert not ModelVersion.objects.exists()
+
+
 def test_a_member_reads_a_version_but_only_an_admin_activates_it(
     api, project, owner, member, tmp_path
 ) -> None:
