@@ -18,6 +18,7 @@ from .tile_response import tile_response
 
 
 @login_required
+@require_safe
 def slide_list(request: HttpRequest) -> HttpResponse:
     projects = Project.objects.visible_to(request.user).prefetch_related("slides")
     return render(request, "slides/list.html", {"projects": projects})
@@ -53,6 +54,7 @@ def slide_upload(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def viewer(request: HttpRequest, slide_id: int) -> HttpResponse:
     slide = selectors.visible_slide_or_404(request.user, slide_id)
     return render(request, "slides/viewer.html", {"slide": slide})
