@@ -15,6 +15,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from apps.accounts import errors as account_errors
 from apps.agreement import errors as agreement_errors
 from apps.analysis import errors as analysis_errors
 from apps.annotations import errors as annotation_errors
@@ -28,6 +29,13 @@ from apps.slides import errors as slide_errors
 #: Error class -> HTTP status. A class not listed answers as its nearest listed base class.
 STATUS: dict[type[AppError], int] = {
     AppError: status.HTTP_400_BAD_REQUEST,
+    # accounts
+    account_errors.MembershipError: status.HTTP_400_BAD_REQUEST,
+    account_errors.UnknownUser: status.HTTP_404_NOT_FOUND,
+    account_errors.NotMember: status.HTTP_404_NOT_FOUND,
+    account_errors.AlreadyMember: status.HTTP_409_CONFLICT,
+    account_errors.LastAdmin: status.HTTP_409_CONFLICT,
+    account_errors.UsernameTaken: status.HTTP_409_CONFLICT,
     # annotations
     annotation_errors.AnnotationError: status.HTTP_400_BAD_REQUEST,
     annotation_errors.InvalidAnnotation: status.HTTP_400_BAD_REQUEST,

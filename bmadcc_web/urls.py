@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/", include(api_patterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("", include("apps.accounts.urls")),
     path("", include("apps.slides.urls")),
     path("", include("apps.annotations.urls")),
     path("", include("apps.agreement.urls")),
