@@ -22,7 +22,6 @@ savepoint that is rolled back, so each actor meets the same world.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +52,8 @@ class Rule:
     """One route's expectations.
 
     ``kind``: ``page`` (login redirect for anonymous), ``api`` (401/403), ``public`` (the same
-    answer for every actor) or ``admin`` (Django's admin: staff only, and nobody here is staff).
+    answer for every actor), ``own`` (the user's own account: the outsider is treated as the
+    annotator, anonymous as for the API) or ``ws`` (a websocket: 101 accepted or 403 refused).
     ``methods``: for each allowed method, the status of (annotator, partner, reviewer, admin).
     ``pk``: the world object a ``pk`` URL argument names. ``collection``: a list/create route
     that names no object, so an outsider gets an empty list or a 4xx instead of 404.
@@ -76,10 +76,12 @@ def page(pk: str = "", *, collection: bool = False, **methods: tuple[int, ...]) 
     return Rule("page", methods, pk=pk, collection=collection)
 
 
-def api(
-    pk: str = "", *, collection=False, body=None, query=None, kwargs=None, **methods
-) -> Rule:
+def api(pk: str = "", *, collection=False, body=None, query=None, kwargs=None, **methods) -> Rule:
     return Rule("api", methods, pk, kwargs or {}, collection, body, query=query)
+
+
+def own(kind: str = "api", **methods: int) -> Rule:
+    return Rule(f"own-{kind}", {m: (s,) * 4 for m, s in methods.items()})
 
 
 def public(ends_session: bool = False, **methods: int) -> Rule:
@@ -89,6 +91,7 @@ def public(ends_session: bool = False, **methods: int) -> Rule:
 ALL = (200, 200, 200, 200)
 BLIND = (200, 404, 200, 200)  # annotator A's own data: hidden from the blinded partner
 ADMIN = (403, 403, 403, 200)
+ADMIN_201 = (403, 403, 403, 201)
 PRIVILEGED = (403, 403, 200, 200)
 
 
@@ -103,6 +106,17 @@ EXPECT: dict[str, Rule] = {
     "logout": public(POST=302, ends_session=True),
     "project-list": api(collection=True, GET=ALL, POST=(400,) * 4),
     "project-detail": api(GET=ALL),
+    "member-list": api(
+        body=lambda w: {"user": "outsider", "role": "annotator"}, GET=ADMIN, POST=ADMIN_201
+    ),
+    "member-new-user": api(
+        body=lambda w: {"username": "newcomer", "role": "annotator"}, POST=ADMIN_201
+    ),
+    "member-audit": api(GET=ADMIN),
+    "member-detail": api(
+        body=lambda w: {"role": "reviewer"}, PATCH=ADMIN, DELETE=(403, 403, 403, 204)
+    ),
+    "my-token": own(GET=404, POST=201, DELETE=204),  # 404: no token yet
     "slide-list": api(collection=True, GET=ALL, POST=(415,) * 4),  # an upload is multipart
     "slide-detail": api(GET=ALL),
     "slide-associated": api(GET=ALL),
@@ -189,6 +203,9 @@ EXPECT: dict[str, Rule] = {
     "manual-count": api(GET=ALL, PUT=(400,) * 4),
     "schema": public(GET=200),
     "swagger-ui": public(GET=200),
+    "accounts:team": page(GET=ADMIN, POST=(403, 403, 403, 302)),
+    "accounts:password": own("page", GET=200, POST=200, PUT=200),  # 200: the form's errors
+    "accounts:token": own("page", GET=200, POST=302),
     "slides:list": page(collection=True, GET=ALL),
     "slides:upload": page(POST=(404,) * 4),  # no project given
     "slides:viewer": page(GET=ALL),
@@ -208,7 +225,11 @@ EXPECT: dict[str, Rule] = {
     "reports:pdf": page(GET=(404, 404, 200, 200)),
     "reports:fhir": page(GET=(404, 404, 200, 200)),
     "reports:counter": page(GET=ALL),
+    # Websockets: CONNECT is accepted (101) or refused before the handshake (403).
+    "ws:ws/analyses/<int:run_id>/": Rule("ws", {"CONNECT": (101, 101, 101, 101)}),
 }
+#: The deep-zoom routes are also asked through the ASGI fast path, which must agree.
+FAST_PATH = ("slides:dzi", "slides:tile")
 
 
 @dataclass
@@ -226,10 +247,10 @@ class World:
 
 @pytest.fixture
 def world(project, owner, member, partner, reviewer, outsider, slide) -> World:
+    from apps.agreement.models import AgreementJob, JobKind
     from apps.analysis.models import AnalysisRun, RunStatus
     from apps.annotations import services as annotations
     from apps.annotations.models import LabelClass
-    from apps.agreement.models import AgreementJob, JobKind
     from apps.exports.models import ExportJob
     from apps.reports.services import ensure_report
     from tests.exports.conftest import annotate
@@ -273,6 +294,7 @@ def world(project, owner, member, partner, reviewer, outsider, slide) -> World:
             ),
             "export": ExportJob.objects.create(project=project, requested_by=owner, selection={}),
             "partner": partner,
+            "annotator": member,
         }
     )
 
@@ -309,8 +331,6 @@ def ws_routes() -> list[Route]:
     ]
 
 
-
-
 # --- asking ---------------------------------------------------------------------------------
 
 #: Which world object a route's ``pk`` names, by the route name's prefix (longest first).
@@ -334,6 +354,7 @@ ARG_OF = {
     "project_pk": "project",
     "run_id": "run",
     "cell_id": "report_cell",
+    "user_id": "annotator",
 }
 #: The rest: a tile of the slide, its associated thumbnail, CSV downloads.
 OTHER_ARGS = {"level": 10, "col": 0, "row": 0, "name": "thumbnail", "fmt": "csv"}
@@ -367,6 +388,13 @@ class Outcome:
 def expected_for(rule: Rule, method: str, actor: str) -> tuple[str, Callable[[int, Any], bool]]:
     """A description of what ``actor`` must get, and the check of a (status, response)."""
     allowed = method in rule.methods
+    if rule.kind.startswith("own-"):
+        if actor == "anonymous":
+            return expected_for(Rule(rule.kind[4:], rule.methods), method, actor)
+        actor = "annotator" if actor == "outsider" else actor
+    if rule.kind == "ws":
+        status = 101 if actor in MEMBERS else 403
+        return str(status), lambda s, r: s == status
     if rule.kind == "public":
         status = rule.methods[method][0] if allowed else 405
         return str(status), lambda s, r: s == status
@@ -442,14 +470,93 @@ def observed_line(route: Route, world: World, clients: Clients) -> str:
     return f"{route.name!r}: {seen}"
 
 
+class Matrix:
+    """The outcomes so far, and the leaks: marked data in an answer to someone not allowed it."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+        self.leaked: list[str] = []
+
+    def record(self, route: str, rule: Rule, method: str, actor: str, response) -> None:
+        want, check = expected_for(rule, method, actor)
+        ok = check(response.status_code, response)
+        self.outcomes.append(Outcome(route, method, actor, response.status_code, want, ok))
+        found = leaks(response, BLINDED_MARKERS if actor == "partner" else MARKERS)
+        if actor in ("anonymous", "outsider", "partner") and found:
+            self.leaked.append(f"{method} {route} as {actor}: {found}")
+
+
+@dataclass
+class Answer:
+    """An ASGI answer, looking enough like a test client's response for the checks."""
+
+    status_code: int
+    headers: dict[bytes, bytes]
+    content: bytes
+    streaming: bool = False
+
+    def __getitem__(self, header: str) -> str:
+        return self.headers[header.lower().encode()].decode()
+
+
+def fast_path_get(url: str, client: Client) -> Answer:
+    """GET ``url`` through the deep-zoom ASGI layer in front of Django, as daphne serves it."""
+    from django.core.asgi import get_asgi_application
+
+    from apps.slides.tile_asgi import DeepZoomTiles
+
+    session = client.cookies.get("sessionid")
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": url,
+        "raw_path": url.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")]
+        + ([(b"cookie", f"sessionid={session.value}".encode())] if session else []),
+    }
+
+    async def run() -> Answer:
+        comm = ApplicationCommunicator(DeepZoomTiles(get_asgi_application()), scope)
+        await comm.send_input({"type": "http.request", "body": b""})
+        start = await comm.receive_output(60)
+        body = b""
+        while True:
+            message = await comm.receive_output(60)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        return Answer(start["status"], {k.lower(): v for k, v in start["headers"]}, body)
+
+    return async_to_sync(run)()
+
+
+def ws_connect(url: str, client: Client) -> Answer:
+    """Open the websocket as ``client``'s session: 101 accepted, 403 refused."""
+    from bmadcc_web.asgi import application
+
+    session = client.cookies.get("sessionid")
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    if session:
+        headers.append((b"cookie", f"sessionid={session.value}".encode()))
+
+    async def run() -> Answer:
+        comm = WebsocketCommunicator(application, url, headers=headers)
+        connected, _ = await comm.connect(timeout=30)
+        first = await comm.receive_output(30) if connected else {}
+        await comm.disconnect()
+        return Answer(101 if connected else 403, {}, json.dumps(first).encode())
+
+    return async_to_sync(run)()
+
+
 def test_every_route_method_and_actor_gets_what_the_table_says(world, clients, capsys):
     routes = [r for r in http_routes() if not r.name.startswith("admin:")]
-    missing = [r for r in routes if r.name not in EXPECT]
+    missing = [r for r in routes + ws_routes() if r.name not in EXPECT]
     assert not missing, "routes with no line in EXPECT (what members got, to check):\n" + (
         "\n".join(observed_line(r, world, clients) for r in missing)
     )
-    outcomes: list[Outcome] = []
-    leaked: list[str] = []
+    matrix = Matrix()
     for route in routes:
         rule = EXPECT[route.name]
         url = url_of(route, rule, world)
@@ -459,26 +566,49 @@ def test_every_route_method_and_actor_gets_what_the_table_says(world, clients, c
         for method in METHODS:
             for actor in ACTORS:
                 client = clients.fresh(actor) if rule.ends_session else clients[actor]
-                response = ask(client, method, url, body)
-                want, check = expected_for(rule, method, actor)
-                ok = check(response.status_code, response)
-                outcomes.append(Outcome(route.name, method, actor, response.status_code, want, ok))
-                found = leaks(response, BLINDED_MARKERS if actor == "partner" else MARKERS)
-                if actor in ("anonymous", "outsider", "partner") and found:
-                    leaked.append(f"{method} {url} as {actor}: {found}")
-    wrong = [o for o in outcomes if not o.ok]
-    allowed = sum(len(EXPECT[r.name].methods) for r in routes)
+                matrix.record(route.name, rule, method, actor, ask(client, method, url, body))
+    for route in ws_routes():
+        rule = EXPECT[route.name]
+        url = "/" + str(route.pattern).replace("<int:run_id>", str(world.id("run")))
+        for actor in ACTORS:
+            matrix.record(route.name, rule, "CONNECT", actor, ws_connect(url, clients[actor]))
+    # Django's admin is one rule for all its routes: staff only, and no actor here is staff.
+    for actor in ACTORS:
+        answer = clients[actor].get(reverse("admin:index"))
+        ok = answer.status_code == 302 and answer["Location"].startswith("/admin/login/")
+        matrix.outcomes.append(Outcome("admin:*", "GET", actor, answer.status_code, "302", ok))
+
+    wrong = [o for o in matrix.outcomes if not o.ok]
+    cells = (sum(len(EXPECT[r.name].methods) for r in routes + ws_routes()) + 1) * len(ACTORS)
     with capsys.disabled():
         print(
-            f"\npermission matrix: {len(routes)} routes, {allowed} route-methods x "
-            f"{len(ACTORS)} actors = {allowed * len(ACTORS)} cells "
-            f"({len(outcomes)} requests with the disallowed methods); "
-            f"{len(wrong)} wrong, {len(leaked)} leaks"
+            f"\npermission matrix: {len(routes) + len(ws_routes()) + 1} routes (the admin as one), "
+            f"{cells} (route, allowed method, actor) cells, {len(matrix.outcomes)} requests "
+            f"with the disallowed methods; "
+            f"{len(wrong)} wrong, {len(matrix.leaked)} leaks"
         )
-    assert not leaked, leaked
+    assert not matrix.leaked, matrix.leaked
     assert not wrong, "\n".join(
         f"{o.method} {o.route} as {o.actor}: got {o.status}, expected {o.expected}" for o in wrong
     )
+
+
+# Django's async views read the session from a worker thread: the world must be committed.
+@pytest.mark.django_db(transaction=True)
+def test_the_tile_fast_path_agrees_with_the_table(world, clients, capsys):
+    matrix = Matrix()
+    for route in http_routes():
+        if route.name in FAST_PATH:
+            rule = EXPECT[route.name]
+            url = url_of(route, rule, world)
+            for actor in ACTORS:
+                answer = fast_path_get(url, clients[actor])
+                matrix.record(f"{route.name} (fast path)", rule, "GET", actor, answer)
+    wrong = [o for o in matrix.outcomes if not o.ok]
+    with capsys.disabled():
+        print(f"\nfast path: {len(matrix.outcomes)} requests, {len(wrong)} wrong")
+    assert len(matrix.outcomes) == len(FAST_PATH) * len(ACTORS)
+    assert not matrix.leaked and not wrong, (matrix.leaked, wrong)
 
 
 def test_the_blinded_partner_lists_none_of_annotator_as_cells(world, clients):
