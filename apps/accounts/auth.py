@@ -66,7 +66,7 @@ def login_or_token_required(view: Callable[..., Awaitable[HttpResponseBase]]):
         async def auser() -> User:
             return user
 
-        request.auser = auser  # type: ignore[method-assign]
+        request.auser = auser
         return await guarded(request, *args, **kwargs)
 
     return wrapped

@@ -87,7 +87,7 @@ class DeepZoomTiles:
 
     def __init__(self, app) -> None:
         self.app = app
-        self._grants: dict[tuple[str, int], Grant] = {}
+        self._grants: dict[tuple[Credential, int], Grant] = {}
 
     async def __call__(self, scope, receive, send) -> None:
         match = TILE_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
