@@ -15,6 +15,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from apps.accounts import errors as account_errors
 from apps.agreement import errors as agreement_errors
 from apps.analysis import errors as analysis_errors
 from apps.annotations import errors as annotation_errors
@@ -30,6 +31,13 @@ from apps.slides import errors as slide_errors
 STATUS: dict[type[AppError], int] = {
     AppError: status.HTTP_400_BAD_REQUEST,
     RequestTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    # accounts
+    account_errors.MembershipError: status.HTTP_400_BAD_REQUEST,
+    account_errors.UnknownUser: status.HTTP_404_NOT_FOUND,
+    account_errors.NotMember: status.HTTP_404_NOT_FOUND,
+    account_errors.AlreadyMember: status.HTTP_409_CONFLICT,
+    account_errors.LastAdmin: status.HTTP_409_CONFLICT,
+    account_errors.UsernameTaken: status.HTTP_409_CONFLICT,
     # annotations
     annotation_errors.AnnotationError: status.HTTP_400_BAD_REQUEST,
     annotation_errors.InvalidAnnotation: status.HTTP_400_BAD_REQUEST,

@@ -38,6 +38,7 @@ urlpatterns = [
     # docs work under the Content-Security-Policy.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     re_path(r"^api/", api_not_found),
+    path("", include("apps.accounts.urls")),
     path("", include("apps.slides.urls")),
     path("", include("apps.annotations.urls")),
     path("", include("apps.agreement.urls")),

@@ -58,3 +58,48 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.project} as {self.role}"
+
+
+class MemberAction(models.TextChoices):
+    ADDED = "added", "Added"
+    ROLE_CHANGED = "role_changed", "Role changed"
+    REMOVED = "removed", "Removed"
+    USER_CREATED = "user_created", "User created"
+
+
+class MembershipEvent(models.Model):
+    """One change of a project's team, who made it and when: the audit log of memberships.
+
+    Append-only; ``username`` keeps the name if the user is later deleted.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="member_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150)
+    action = models.CharField(max_length=20, choices=MemberAction.choices)
+    old_role = models.CharField(max_length=20, choices=Role.choices, blank=True)
+    new_role = models.CharField(max_length=20, choices=Role.choices, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.username} in project {self.project_id}"
+
+
+class PasswordChangeRequired(models.Model):
+    """The user logs in with a one-time password and must choose their own before anything."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="password_change"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} must change their password"

@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.models import Project
 from apps.accounts.roles import is_reviewer_or_admin
@@ -28,6 +28,7 @@ def _project(request: HttpRequest, project_id: int) -> Project:
 
 
 @login_required
+@require_safe
 def slide_report(request: HttpRequest, slide_id: int) -> HttpResponse:
     slide = visible_slide_or_404(request.user, slide_id)
     context = {
@@ -39,6 +40,7 @@ def slide_report(request: HttpRequest, slide_id: int) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def slide_download(request: HttpRequest, slide_id: int, fmt: str) -> HttpResponse:
     """Every stored stage report of the slide as ``agreement-slide-<id>.json`` or ``.csv``."""
     slide = visible_slide_or_404(request.user, slide_id)
@@ -55,6 +57,7 @@ def slide_download(request: HttpRequest, slide_id: int, fmt: str) -> HttpRespons
 
 
 @login_required
+@require_safe
 def project_report(request: HttpRequest, project_id: int) -> HttpResponse:
     project = _project(request, project_id)
     context = {"project": project, "sections": presenters.project_sections(project)}
@@ -62,6 +65,7 @@ def project_report(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def project_download(request: HttpRequest, project_id: int, fmt: str) -> HttpResponse:
     project = _project(request, project_id)
     stages = [selectors.project_report(project=project, stage=s) for s in Stage.values]
@@ -80,6 +84,7 @@ def _download(body: str, filename: str) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def adjudicate(request: HttpRequest, slide_id: int) -> HttpResponse:
     """The adjudication page for ``?stage=`` (default cells); its script does the walking."""
     slide = visible_slide_or_404(request.user, slide_id)

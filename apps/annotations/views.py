@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_safe
 
 from apps.accounts.roles import role_of
 from apps.slides.models import SlideStatus
@@ -21,6 +22,7 @@ STAGE_TABS = [(Stage.ROI, "ROI"), (Stage.TOI, "Tiles (TOI)"), (Stage.CELL, "Cell
 
 
 @login_required
+@require_safe
 def annotate(request: HttpRequest, slide_id: int) -> HttpResponse:
     slide = visible_slide_or_404(request.user, slide_id)
     stage = request.GET.get("stage", Stage.ROI)
@@ -38,6 +40,7 @@ def annotate(request: HttpRequest, slide_id: int) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def gallery(request: HttpRequest, slide_id: int) -> HttpResponse:
     slide = visible_slide_or_404(request.user, slide_id)
     return render(request, "annotations/gallery.html", {"slide": slide})

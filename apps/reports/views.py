@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
+from django.views.decorators.http import require_safe
 
 from apps.accounts.auth import acting_user
 from apps.accounts.roles import is_reviewer_or_admin
@@ -37,6 +38,7 @@ def _version(request: HttpRequest, run_id: int) -> ReportVersion:
 
 
 @login_required
+@require_safe
 def report_page(request: HttpRequest, run_id: int) -> HttpResponse:
     version = _version(request, run_id)
     ctx = pages.context(version)
@@ -47,6 +49,7 @@ def report_page(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def report_pdf(request: HttpRequest, run_id: int) -> HttpResponse:
     from weasyprint import HTML
 
@@ -60,12 +63,14 @@ def report_pdf(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def report_fhir(request: HttpRequest, run_id: int) -> JsonResponse:
     version = _version(request, run_id)
     return JsonResponse(fhir.diagnostic_report(version), json_dumps_params={"indent": 1})
 
 
 @login_required
+@require_safe
 def counter_page(request: HttpRequest, slide_id: int) -> HttpResponse:
     """The keypad counter for a manual differential of ``slide`` on glass."""
     from apps.annotations.models import LabelClass

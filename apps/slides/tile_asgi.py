@@ -4,16 +4,19 @@ A viewer asks for hundreds of tiles a minute. Going through Django's full middle
 costs more per tile than serving a cached tile, so this layer answers tile requests itself
 once the requester is known to be allowed to see the slide:
 
-- Access is decided by Django, the same way as everywhere else (session -> user ->
-  ``selectors.avisible_slide_or_404``, all through the async ORM), then remembered for
-  ``GRANT_SECONDS`` per (session, slide). A request with no remembered grant goes to Django unchanged, so anonymous users still get
-  the login redirect and outsiders still get 404 from the regular view.
+- Access is decided by Django, the same way as everywhere else (session or
+  ``Authorization: Token <key>`` -> user -> ``selectors.avisible_slide_or_404``, all through
+  the async ORM), then remembered for ``GRANT_SECONDS`` per (credential, slide). A request
+  with no remembered grant goes to Django unchanged, so anonymous users still get the login
+  redirect, a bad token 401, and outsiders 404 from the regular view.
 - The answer (ETag, 304, 404, 422, cache header) is :func:`tile_response.tile_response`, the
   same function the Django tile view calls. Tiles come from ``deepzoom.aget_tile``: an
   in-process LRU (bytes-bounded), then the shared Django cache when Redis is configured, then
   OpenSlide in a worker thread (several at once: OpenSlide and Pillow release the GIL).
-- A grant outlives a logout or a removed membership by at most ``GRANT_SECONDS``; that is the
-  price of not asking the database for every tile.
+- A grant holds only while its user's access generation (``apps.accounts.access``) is the one
+  it was made under: a logout, a membership change or a deleted token moves it on, in every
+  process with Redis, so the next tile is asked of Django again. That check is one cache
+  read per tile instead of the database queries of a full access check.
 """
 
 from __future__ import annotations
@@ -25,10 +28,14 @@ from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import aget_user
 from django.http import Http404, HttpRequest
+
+from apps.accounts import access
+from apps.accounts.auth import auser_from_token, token_key
 
 from . import selectors
 from .tile_response import TileResponse, tile_response
@@ -43,20 +50,36 @@ class Grant:
     sha256: str
     path: Path
     expires: float
+    user_id: int
+    generation: access.Generation
 
 
-async def _grant_for(session_key: str, slide_id: int) -> Grant | None:
-    """Ask Django whether this session's user may see this ready slide (async ORM only)."""
+#: Who asks: ``("session", key)`` or ``("token", key)``.
+Credential = tuple[str, str]
+
+
+async def _user_of(credential: Credential) -> Any:
+    kind, key = credential
+    if kind == "token":
+        return await auser_from_token(key)
     request = HttpRequest()
-    request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    user = await aget_user(request)
-    if not user.is_authenticated:
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(key)
+    return await aget_user(request)
+
+
+async def _grant_for(credential: Credential, slide_id: int) -> Grant | None:
+    """Ask Django whether this credential's user may see this ready slide (async ORM only)."""
+    user = await _user_of(credential)
+    if user is None or not user.is_authenticated:
         return None
+    # Read before the access check: a revocation during it voids this grant at the next tile.
+    generation = await access.ageneration(user.pk)
     try:
         slide = await selectors.avisible_slide_or_404(user, slide_id, ready=True)
     except Http404:  # Django's own view answers it, with the same 404
         return None
-    return Grant(slide.sha256, slide.viewable_file, time.monotonic() + GRANT_SECONDS)
+    expires = time.monotonic() + GRANT_SECONDS
+    return Grant(slide.sha256, slide.viewable_file, expires, user.pk, generation)
 
 
 class DeepZoomTiles:
@@ -64,7 +87,7 @@ class DeepZoomTiles:
 
     def __init__(self, app) -> None:
         self.app = app
-        self._grants: dict[tuple[str, int], Grant] = {}
+        self._grants: dict[tuple[Credential, int], Grant] = {}
 
     async def __call__(self, scope, receive, send) -> None:
         match = TILE_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
@@ -88,14 +111,18 @@ class DeepZoomTiles:
         await _respond(send, answer)
 
     async def _grant(self, headers: dict, slide_id: int) -> Grant | None:
-        session_key = _session_key(headers.get(b"cookie", b""))
-        if not session_key:
+        credential = _credential(headers)
+        if credential is None:
             return None
-        key = (session_key, slide_id)
+        key = (credential, slide_id)
         grant = self._grants.get(key)
-        if grant is not None and grant.expires > time.monotonic():
+        if (
+            grant is not None
+            and grant.expires > time.monotonic()
+            and grant.generation == await access.ageneration(grant.user_id)
+        ):
             return grant
-        grant = await _grant_for(session_key, slide_id)
+        grant = await _grant_for(credential, slide_id)
         if len(self._grants) >= MAX_GRANTS:
             self._grants.clear()
         if grant is not None:
@@ -103,6 +130,17 @@ class DeepZoomTiles:
         else:
             self._grants.pop(key, None)
         return grant
+
+
+def _credential(headers: dict) -> Credential | None:
+    """The request's token (it wins, as in DRF's order it is explicit) or session key."""
+    authorization = headers.get(b"authorization")
+    if authorization is not None:
+        key = token_key(authorization.decode("latin-1"))
+        # A malformed header goes to Django, which answers 401.
+        return ("token", key) if key else None
+    session_key = _session_key(headers.get(b"cookie", b""))
+    return ("session", session_key) if session_key else None
 
 
 # Parsing the Cookie header was half the cost of a cached tile; a client sends the same one.

@@ -10,6 +10,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
+from apps.accounts import roles
+from apps.accounts.auth import login_or_token_required
 from apps.accounts.models import Project
 
 from . import deepzoom, selectors, services
@@ -18,9 +20,11 @@ from .tile_response import tile_response
 
 
 @login_required
+@require_safe
 def slide_list(request: HttpRequest) -> HttpResponse:
     projects = Project.objects.visible_to(request.user).prefetch_related("slides")
-    return render(request, "slides/list.html", {"projects": projects})
+    administered = {p.pk for p in projects if roles.is_admin(request.user, p)}
+    return render(request, "slides/list.html", {"projects": projects, "administered": administered})
 
 
 @login_required
@@ -53,6 +57,7 @@ def slide_upload(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def viewer(request: HttpRequest, slide_id: int) -> HttpResponse:
     slide = selectors.visible_slide_or_404(request.user, slide_id)
     return render(request, "slides/viewer.html", {"slide": slide})
@@ -63,7 +68,7 @@ def viewer(request: HttpRequest, slide_id: int) -> HttpResponse:
 # queueing every request on Django's single thread for sync views.
 
 
-@login_required
+@login_or_token_required
 @require_GET
 async def dzi(request: HttpRequest, slide_id: int) -> HttpResponse:
     slide = await selectors.avisible_slide_or_404(await request.auser(), slide_id, ready=True)
@@ -74,7 +79,7 @@ async def dzi(request: HttpRequest, slide_id: int) -> HttpResponse:
     return HttpResponse(xml, content_type="application/xml")
 
 
-@login_required
+@login_or_token_required
 @require_safe
 async def tile(request: HttpRequest, slide_id: int, level: int, col: int, row: int) -> HttpResponse:
     """One JPEG tile; the ASGI fast path (``tile_asgi``) answers the same from the same code."""

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from apps.accounts import roles
-from apps.accounts.models import Membership, Project
+from apps.accounts.models import Membership, MembershipEvent, Project, Role
 
 
 class MembershipSerializer(serializers.ModelSerializer):
@@ -23,3 +23,48 @@ class ProjectSerializer(serializers.ModelSerializer):
     def get_my_role(self, project: Project) -> str | None:
         request = self.context.get("request")
         return roles.role_of(request.user, project) if request else None
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    user_id = serializers.IntegerField(source="user.pk", read_only=True)
+    username = serializers.CharField(source="user.username", read_only=True)
+    email = serializers.CharField(source="user.email", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["user_id", "username", "email", "role", "created_at"]
+        read_only_fields = fields
+
+
+class AddMemberSerializer(serializers.Serializer):
+    user = serializers.CharField(help_text="a username or an e-mail address")
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class RoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class NewUserSerializer(serializers.Serializer):
+    username = serializers.RegexField(r"^[\w.@+-]{1,150}$")
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class NewUserResultSerializer(serializers.Serializer):
+    member = MemberSerializer()
+    password = serializers.CharField(help_text="the one-time password: shown this once only")
+
+
+class MembershipEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", read_only=True, default=None)
+
+    class Meta:
+        model = MembershipEvent
+        fields = ["id", "at", "actor", "username", "action", "old_role", "new_role"]
+        read_only_fields = fields
+
+
+class TokenSerializer(serializers.Serializer):
+    key = serializers.CharField(required=False, help_text="only in the answer that creates it")
+    created = serializers.DateTimeField()

@@ -406,10 +406,12 @@ class TaskViewSet(mixins.RetrieveModelMixin, ProjectScopedViewSet):
     @extend_schema(request=s.ReopenSerializer, responses=s.TaskSerializer)
     @action(detail=True, methods=["post"])
     def reopen(self, request: Request, pk: str) -> Response:
+        # The task first: an outsider gets 404 for it, not a validation error that confirms it.
+        task = self.get_object()
         form = s.ReopenSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         task = services.reopen_task(
-            task=self.get_object(), user=acting_user(request), note=form.validated_data["note"]
+            task=task, user=acting_user(request), note=form.validated_data["note"]
         )
         return Response(_task_json(task))
 
