@@ -37,7 +37,7 @@ urlpatterns = [
     # The split view serves Swagger UI's settings as a script file: no inline script, so the
     # docs work under the Content-Security-Policy.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
-    re_path(r"^api/", api_not_found),
+    re_path(r"^api/", api_not_found, name="api-not-found"),
     path("", include("apps.accounts.urls")),
     path("", include("apps.slides.urls")),
     path("", include("apps.annotations.urls")),

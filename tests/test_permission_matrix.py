@@ -35,6 +35,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from tests.exports.conftest import circle
+from tests.registry.conftest import classifier_card, registry_dirs  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -193,6 +194,7 @@ EXPECT: dict[str, Rule] = {
     "export-download": api(GET=(404, 404, 404, 409)),  # 409: the export is not done yet
     "report": api(GET=(404, 404, 200, 200)),  # reports are the reviewers' and admins'
     "report-cells": api(GET=(404, 404, 200, 200)),
+    "report-sprite": api(GET=(404, 404, 200, 200)),
     "report-reclassify": api(POST=(404, 404, 400, 400)),
     "report-confirm": api(POST=(404, 404, 200, 200)),
     "report-sign": api(POST=(404, 404, 403, 403)),  # 403: no password was given
@@ -200,9 +202,22 @@ EXPECT: dict[str, Rule] = {
     "report-audit": api(GET=(404, 404, 200, 200)),
     "report-audit-csv": api(GET=(404, 404, 200, 200)),
     "report-comparison": api(GET=(404, 404, 200, 200)),
+    "slide-runs": api(GET=ALL),  # the runs of a slide the user may see, with signed or not
     "manual-count": api(GET=ALL, PUT=(400,) * 4),
+    # The registry: members read, admins change; 400 below: no project/task/export given.
+    "training-job-list": api(collection=True, GET=ALL, POST=(400,) * 4),
+    "training-job-detail": api(GET=ALL),
+    # Names the project in its query: an outsider gets 404, as for the project itself.
+    "model-version-list": api(query=lambda w: f"project={w.id('project')}", GET=ALL),
+    "model-version-rollback": api(collection=True, POST=(400,) * 4),
+    "model-version-upload": api(collection=True, POST=(415,) * 4),  # an upload is multipart
+    "model-version-detail": api(GET=ALL),
+    "model-version-activate": api(POST=ADMIN),
+    "model-version-confusion": api(GET=ALL),
     "schema": public(GET=200),
     "swagger-ui": public(GET=200),
+    # An /api/ path no route matches: the API's JSON 404 for everyone.
+    "api-not-found": public(GET=404, POST=404, PUT=404, PATCH=404, DELETE=404),
     "accounts:team": page(GET=ADMIN, POST=(403, 403, 403, 302)),
     "accounts:password": own("page", GET=200, POST=200, PUT=200),  # 200: the form's errors
     "accounts:token": own("page", GET=200, POST=302),
@@ -225,6 +240,10 @@ EXPECT: dict[str, Rule] = {
     "reports:pdf": page(GET=(404, 404, 200, 200)),
     "reports:fhir": page(GET=(404, 404, 200, 200)),
     "reports:counter": page(GET=ALL),
+    "registry:project": page(GET=ALL),
+    # The page's forms: a refusal comes back as a message on the page (302 for everyone).
+    "registry:activate": page(POST=(302,) * 4),
+    "registry:rollback": page(POST=(302,) * 4),
     # Websockets: CONNECT is accepted (101) or refused before the handshake (403).
     "ws:ws/analyses/<int:run_id>/": Rule("ws", {"CONNECT": (101, 101, 101, 101)}),
 }
@@ -246,12 +265,14 @@ class World:
 
 
 @pytest.fixture
-def world(project, owner, member, partner, reviewer, outsider, slide) -> World:
+def world(project, owner, member, partner, reviewer, outsider, slide, registry_dirs) -> World:
     from apps.agreement.models import AgreementJob, JobKind
     from apps.analysis.models import AnalysisRun, RunStatus
     from apps.annotations import services as annotations
     from apps.annotations.models import LabelClass
     from apps.exports.models import ExportJob
+    from apps.registry import versions as registry
+    from apps.registry.models import TrainingJob
     from apps.reports.services import ensure_report
     from tests.exports.conftest import annotate
 
@@ -279,6 +300,10 @@ def world(project, owner, member, partner, reviewer, outsider, slide) -> World:
     )
     report = ensure_report(run=run, user=reviewer)
     version = report.versions.order_by("number").first()
+    (model_version,) = registry.register_folder(
+        path=classifier_card(registry_dirs.parent / "card"), project=project, user=owner
+    )
+    export = ExportJob.objects.create(project=project, requested_by=owner, selection={})
     return World(
         {
             "project": project,
@@ -292,7 +317,11 @@ def world(project, owner, member, partner, reviewer, outsider, slide) -> World:
             "agreement_job": AgreementJob.objects.create(
                 kind=JobKind.REPORT, slide=slide, stage="cell", requested_by=reviewer
             ),
-            "export": ExportJob.objects.create(project=project, requested_by=owner, selection={}),
+            "export": export,
+            "model_version": model_version,
+            "training_job": TrainingJob.objects.create(
+                project=project, task="cell_classification", export=export, requested_by=owner
+            ),
             "partner": partner,
             "annotator": member,
         }
@@ -346,6 +375,8 @@ PK_OF = {
     "agreement-job": "agreement_job",
     "analysis": "run",
     "export": "export",
+    "model-version": "model_version",
+    "training-job": "training_job",
 }
 #: Other URL arguments, by name.
 ARG_OF = {
@@ -355,6 +386,7 @@ ARG_OF = {
     "run_id": "run",
     "cell_id": "report_cell",
     "user_id": "annotator",
+    "version_id": "model_version",
 }
 #: The rest: a tile of the slide, its associated thumbnail, CSV downloads.
 OTHER_ARGS = {"level": 10, "col": 0, "row": 0, "name": "thumbnail", "fmt": "csv"}

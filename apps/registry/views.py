@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.models import Project
 from apps.accounts.roles import is_admin
@@ -23,6 +23,7 @@ def _project(request: HttpRequest, project_id: int) -> Project:
 
 
 @login_required
+@require_safe
 def project_models(request: HttpRequest, project_id: int) -> HttpResponse:
     project = _project(request, project_id)
     versions.import_installed(project)
