@@ -104,7 +104,9 @@ def slide_crops(
         own = sum(_area(squares[i]) for i in members)
         reads = [members] if _area(union) <= 2 * own else [[i] for i in members]
         for read in reads:
-            for i, crop in zip(read, _read_crops(reader, level, boxes, read, offset, size), strict=False):
+            for i, crop in zip(
+                read, _read_crops(reader, level, boxes, read, offset, size), strict=False
+            ):
                 out[i] = crop
     return out
 
