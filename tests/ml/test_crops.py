@@ -39,7 +39,9 @@ def test_neighbouring_cells_are_read_once_and_cropped_as_one_by_one() -> None:
     single = CountingReader()
     alone = [slide_crops(single, [box], 0.25, 64)[0] for box in neighbours(30)]
     assert single.reads == 30
-    assert all(a.shape == (64, 64, 3) and np.array_equal(a, b) for a, b in zip(crops, alone, strict=False))
+    assert all(
+        a.shape == (64, 64, 3) and np.array_equal(a, b) for a, b in zip(crops, alone, strict=False)
+    )
 
 
 def test_scattered_cells_are_read_one_by_one() -> None:
