@@ -177,6 +177,7 @@ def test_a_reviewer_reviews_every_flagged_cell_signs_and_amends(
     row = page.wait_for_selector(f'[data-testid=runs] tr[data-run="{finished_run.pk}"]')
     assert row.get_attribute("data-signed") == "true"
     assert "done" in row.inner_text() and "signed (version 2)" in row.inner_text()
+    page.wait_for_load_state("networkidle")  # no request left for the flush to race
 
 
 def test_a_manual_count_keyed_to_300_is_compared_with_the_report(

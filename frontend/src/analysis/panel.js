@@ -39,8 +39,9 @@ export class AnalysisPanel {
 
   async load() {
     const runs = await api(`/api/analyses/?slide=${this.ctx.slideId}`);
+    // A finished latest run lists the runs when it is followed (finished()); else list now.
     if (runs.results.length) this.follow(runs.results[0]);
-    await this.listRuns();
+    if (!runs.results.length || !isFinished(runs.results[0])) await this.listRuns();
   }
 
   async listRuns() {
