@@ -265,7 +265,7 @@ class World:
 
 
 @pytest.fixture
-def world(project, owner, member, partner, reviewer, outsider, slide, registry_dirs) -> World:
+def world(project, owner, member, partner, reviewer, outsider, slide, registry_dirs) -> World:  # noqa: F811
     from apps.agreement.models import AgreementJob, JobKind
     from apps.analysis.models import AnalysisRun, RunStatus
     from apps.annotations import services as annotations
