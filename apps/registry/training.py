@@ -3,12 +3,13 @@
 The job (the :mod:`apps.core.jobs` pattern: a row, a claim, progress, done | failed) unpacks
 what its task's trainer reads from the export, runs the trainer into a scratch folder under
 ``MODEL_DIR``, and registers the card it writes as an **inactive** version, for a person to
-activate. :data:`TRAINERS` maps a task to its trainer; the other ``ml train`` commands plug in
-there with a function of the same shape.
+activate. :data:`TRAINERS` maps a task to its trainer: the cell classifier, and the ROI, TOI
+and cell-segmentation commands, which read the export's own layout (and its split by slide).
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import tempfile
 import zipfile
@@ -26,7 +27,7 @@ from apps.exports.models import ExportJob, JobStatus
 from ml.cards import ModelCard
 from ml.datasets.cells import IMAGE_SUFFIXES, CellDataError
 from ml.datasets.export.cell_cls import LABELED
-from ml.train import cell_classifier
+from ml.train import cell_classifier, cell_seg, roi, toi
 from ml.train.engine import NonFiniteLossError
 
 from . import store, versions
@@ -62,7 +63,49 @@ def _train_cell_classifier(export: Path, scratch: Path, options: Mapping[str, An
     return cell_classifier.run(args, "app training job -> python -m ml train cell-classifier")
 
 
+class _Command:
+    """An ``ml train <name>`` command run on the export folder itself (its own layout reader
+    keeps the manifest's split by slide); a ZIP export is unpacked into the scratch folder."""
+
+    def __init__(self, name: str, parser: Callable[[], argparse.ArgumentParser], run: Any):
+        self.name, self.parser, self.run = name, parser, run
+
+    def __call__(self, export: Path, scratch: Path, options: Mapping[str, Any]) -> ModelCard:
+        data = _unpacked(export, scratch / "export")
+        argv = ["--data", str(data), "--out", str(scratch / "out"), "--no-progress"]
+        for key, value in options.items():
+            flag = f"--{key.replace('_', '-')}"
+            argv += [flag] if value is True else [] if value is False else [flag, str(value)]
+        try:
+            args = self.parser().parse_args(argv)
+        except SystemExit as exc:  # argparse's answer to a bad value: fail the job, not the worker
+            raise ValueError(f"ml train {self.name} refused the options {dict(options)}") from exc
+        return self.run(args, f"app training job -> python -m ml train {self.name}")
+
+
+def _unpacked(export: Path, target: Path) -> Path:
+    """The export as a folder: itself, or its ZIP extracted (member names are sanitised by
+    :meth:`zipfile.ZipFile.extractall`, so nothing lands outside ``target``)."""
+    if export.is_dir():
+        return export
+    with zipfile.ZipFile(export) as archive:
+        archive.extractall(target)
+    return target
+
+
+#: Options every export-reading command takes (``tiny``: the test-size model).
+_COMMON: dict[str, type] = {"epochs": int, "batch_size": int, "seed": int, "tiny": bool}
+
 TRAINERS: dict[str, Trainer] = {
+    "roi": Trainer("roi_seg", _COMMON, _Command("roi", roi.get_args_parser, roi.run)),
+    "toi": Trainer(
+        "toi_cls", _COMMON | {"img_size": int}, _Command("toi", toi.get_args_parser, toi.run)
+    ),
+    "cell_segmentation": Trainer(
+        "cell_seg",
+        _COMMON | {"architecture": str},
+        _Command("cell-seg", cell_seg.get_args_parser, cell_seg.run),
+    ),
     "cell_classification": Trainer(
         layout=LABELED,
         options={
@@ -94,8 +137,9 @@ def start_training(
     if unknown:
         raise NotTrainable(f"unknown options {unknown}; {task} takes {sorted(trainer.options)}")
     for key, value in options.items():
-        if not isinstance(value, trainer.options[key]) or isinstance(value, bool):
-            raise NotTrainable(f"option {key!r} must be {trainer.options[key].__name__}")
+        wanted = trainer.options[key]
+        if not isinstance(value, wanted) or (isinstance(value, bool) and wanted is not bool):
+            raise NotTrainable(f"option {key!r} must be {wanted.__name__}")
     with transaction.atomic():
         job = TrainingJob.objects.create(
             project_id=export.project_id,

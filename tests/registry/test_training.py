@@ -50,7 +50,8 @@ def test_bad_training_requests_are_400_and_queue_nothing(
     crops = _export(api, owner, slide, sets, sync_worker)
     cases = [
         ({"export": coco_only}, "no cell_cls_labeled data"),
-        ({"export": crops, "task": "roi"}, "no trainer for 'roi'"),
+        ({"export": crops, "task": "roi"}, "no roi_seg data"),
+        ({"export": crops, "options": {"tiny": True}}, "unknown options"),
         ({"export": crops, "options": {"learning_rate": 1}}, "unknown options"),
         ({"export": crops, "options": {"epochs": "1"}}, "must be int"),
     ]
@@ -75,3 +76,36 @@ def test_members_read_training_jobs_but_outsiders_see_nothing(
     assert api.get(f"/api/models/training-jobs/{job.pk}/").status_code == 404
     assert api.get("/api/models/training-jobs/").json() == []
     assert _train(api, outsider, {"export": export}, sync_worker).status_code == 404
+
+
+def test_an_roi_model_trains_from_an_roi_seg_export_into_an_inactive_version(
+    api, owner, project, sync_worker, settings, tmp_path
+) -> None:
+    import json
+    import shutil
+
+    from apps.exports.models import ExportJob, JobStatus
+    from tests.ml.exports import write_bccd_export
+
+    settings.EXPORT_DIR = tmp_path / "exports"
+    # A finished folder export, as the export job leaves it: 8 BCCD photos as slides.
+    written = write_bccd_export(tmp_path / "written", n=8)
+    shutil.copytree(written, settings.EXPORT_DIR / "bccd")
+    manifest = json.loads((written / "manifest.json").read_text())
+    export = ExportJob.objects.create(
+        project=project,
+        requested_by=owner,
+        selection={},
+        status=JobStatus.DONE,
+        output_name="bccd",
+        manifest=manifest,
+    )
+    body = {"export": export.pk, "task": "roi", "options": {"epochs": 1, "tiny": True}}
+    response = _train(api, owner, body, sync_worker)
+    assert response.status_code == 201, response.content
+    job = api.get(f"/api/models/training-jobs/{response.json()['id']}/").json()
+    assert job["status"] == "done", job["error"]
+    version = ModelVersion.objects.get(pk=job["version"]["id"])
+    assert (version.task, version.is_active, version.origin) == ("roi", False, "training")
+    assert set(version.metrics["validation"]) == {"iou", "dice", "pixel_accuracy"}
+    assert version.manifest == manifest
