@@ -380,6 +380,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # A membership's role, and the old and new role in the team audit log: one enum.
+    "ENUM_NAME_OVERRIDES": {"RoleEnum": "apps.accounts.models.Role"},
 }
 
 LOGGING = {

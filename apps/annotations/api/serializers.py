@@ -31,8 +31,9 @@ class LabelClassUpdateSerializer(serializers.ModelSerializer):
 
 class AnnotationSetSerializer(serializers.ModelSerializer):
     annotation_count = serializers.IntegerField(read_only=True)
+    # null for the sets no person owns (model runs, consensus, a report's review copy).
     annotator_name = serializers.CharField(
-        source="annotator.username", read_only=True, default=None
+        source="annotator.username", read_only=True, default=None, allow_null=True
     )
 
     class Meta:

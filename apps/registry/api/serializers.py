@@ -84,3 +84,22 @@ class TrainingRequestSerializer(serializers.Serializer):
 
     def validate_options(self, value: dict[str, Any]) -> dict[str, Any]:
         return dict(value)
+
+
+class TrainingJobSerializer(serializers.Serializer):
+    """What :func:`apps.registry.training.training_json` answers (documents the schema)."""
+
+    id = serializers.IntegerField(read_only=True)
+    status = serializers.CharField(read_only=True)
+    progress = serializers.IntegerField(read_only=True)
+    total = serializers.IntegerField(read_only=True)
+    message = serializers.CharField(read_only=True)
+    error = serializers.CharField(read_only=True)
+    created_at = serializers.CharField(read_only=True)
+    started_at = serializers.CharField(read_only=True, allow_null=True)
+    finished_at = serializers.CharField(read_only=True, allow_null=True)
+    task = serializers.CharField(read_only=True)
+    export = serializers.IntegerField(read_only=True)
+    project = serializers.IntegerField(read_only=True)
+    options = serializers.DictField(read_only=True)
+    version = serializers.DictField(read_only=True, allow_null=True)

@@ -31,6 +31,7 @@ from .serializers import (
     ModelVersionDetailSerializer,
     ModelVersionSerializer,
     RollbackSerializer,
+    TrainingJobSerializer,
     TrainingRequestSerializer,
     UploadSerializer,
 )
@@ -125,6 +126,8 @@ class ModelVersionViewSet(
 
 class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     lookup_value_regex = r"\d+"
+    # The answers are training.training_json's objects; the serializer names them for the schema.
+    serializer_class = TrainingJobSerializer
 
     def get_queryset(self):
         return selectors.visible_training_jobs(self.request.user)
@@ -135,7 +138,7 @@ class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(training.training_json(self.get_object()))
 
-    @extend_schema(request=TrainingRequestSerializer)
+    @extend_schema(request=TrainingRequestSerializer, responses={201: TrainingJobSerializer})
     def create(self, request: Request) -> Response:
         form = TrainingRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)

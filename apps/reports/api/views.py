@@ -147,7 +147,9 @@ def amend(request: Request, run_id: int) -> Response:
 AUDIT_COLUMNS = ("at", "version", "user", "action", "detail")
 
 
-@OBJECT_SCHEMA
+@extend_schema(
+    responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR}
+)
 @api_view(["GET"])
 def audit(request: Request, run_id: int, fmt: str = "json") -> Response | HttpResponse:
     """The report's audit log (reviewers and admins), JSON or CSV (``audit.csv``)."""
