@@ -50,6 +50,8 @@ def smear(size: int) -> Path:
 def environment(chunk: int) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("BMADCC_VAR_DIR", str(STATE))
+    # The generated smear is registered in place from var/bench: an import root.
+    env.setdefault("SLIDE_IMPORT_ROOTS", str(REPO / "var" / "bench"))
     env.setdefault("BMADCC_ALLOW_DEV_SECRET", "true")
     env.setdefault("MODEL_DIR", str(REPO / "var" / "models"))
     env.update(

@@ -239,7 +239,10 @@ def main() -> None:
         stack.callback(redis.stop)
         pg.start()
         redis.start()
-        env = server_env(scratch, DATABASE_URL=pg.url, REDIS_URL=redis.url)
+        # The bench slide is registered in place: its folder must be an import root.
+        env = server_env(
+            scratch, DATABASE_URL=pg.url, REDIS_URL=redis.url, SLIDE_IMPORT_ROOTS=str(slide.parent)
+        )
         world = seed(env, f"SLIDE = {str(slide)!r}\nANNOTATORS = {args.annotators}\n" + WORLD)
         urls = [stack.enter_context(daphne(env, scratch / f"daphne{i}.log")) for i in range(2)]
         ports = [int(url.rsplit(":", 1)[1]) for url in urls]
