@@ -253,18 +253,38 @@ class _Validator:
         return metrics
 
 
+class TensorFileError(ValueError):
+    """A tensor file failed its sha256 (``field`` "weights_sha256") or cannot be read
+    (``field`` "weights")."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def read_tensor_file(path: Path, device: torch.device, *, sha256: str | None) -> Any:
+    """The one ``torch.load`` of the project: the file's sha256 checked first (when known),
+    then loaded with ``weights_only=True``, so a file can hold tensors and plain data only,
+    never code. Model weights (:func:`load_weights`) and training checkpoints both come here."""
+    if sha256 and file_sha256(path) != sha256.lower():
+        raise TensorFileError("weights_sha256", f"does not match {path.name}")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file; all mean the same here
+        raise TensorFileError("weights", f"cannot be loaded ({exc})") from exc
+
+
 def load_weights(model: nn.Module, card: ModelCard, device: torch.device) -> nn.Module:
     """Load the card's weights into ``model`` (strict), on ``device``; eval mode.
 
     Accepts a bare state dict or one wrapped as ``{"model": ...}`` / ``{"state_dict": ...}``
     (MAE and most training scripts wrap it).
     """
-    if card.weights_sha256 and _sha256(card.weights) != card.weights_sha256.lower():
-        raise ModelCardError(card.path, "weights_sha256", f"does not match {card.weights.name}")
     try:
-        state = torch.load(card.weights, map_location=device, weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file; all mean the same here
-        raise ModelCardError(card.path, "weights", f"cannot be loaded ({exc})") from exc
+        state = read_tensor_file(card.weights, device, sha256=card.weights_sha256)
+    except TensorFileError as exc:
+        raise ModelCardError(card.path, exc.field, exc.message) from exc
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -286,7 +306,8 @@ def load_model(card: ModelCard, device: torch.device) -> nn.Module:
     return load_weights(model, card, device)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB pieces."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -320,7 +341,7 @@ def save_model(
         "architecture": architecture,
         "config": config,
         "weights": weights.name,
-        "weights_sha256": _sha256(weights),
+        "weights_sha256": file_sha256(weights),
         "classes": list(classes),
         "input_size": input_size,
         "normalisation": {"mean": list(normalisation.mean), "std": list(normalisation.std)},

@@ -29,7 +29,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ml.cards import ModelCard, ModelCardError, Normalisation, load_model
+from ml.cards import (
+    ModelCard,
+    ModelCardError,
+    Normalisation,
+    TensorFileError,
+    file_sha256,
+    load_model,
+    read_tensor_file,
+)
 from ml.metrics import auroc, classification_report, confusion_matrix, macro_auroc
 
 #: ``lr_at(step)`` for a global step counted from 0.
@@ -288,7 +296,16 @@ def save_checkpoint(
     }
     tmp = path.with_name(path.name + ".partial")
     torch.save(checkpoint, tmp)
+    # Its sha256 beside it: resuming loads through ml.cards' one checked loader.
+    digest = _digest_path(path)
+    digest_tmp = digest.with_name(digest.name + ".partial")
+    digest_tmp.write_text(file_sha256(tmp) + "\n")
     os.replace(tmp, path)
+    os.replace(digest_tmp, digest)
+
+
+def _digest_path(checkpoint: Path) -> Path:
+    return checkpoint.with_name(checkpoint.name + ".sha256")
 
 
 def load_checkpoint(
@@ -300,7 +317,10 @@ def load_checkpoint(
     device: torch.device,
 ) -> FitState:
     """Restore model, optimizer and RNG states from :func:`save_checkpoint`'s file."""
-    checkpoint = torch.load(path, map_location=device, weights_only=True)
+    digest = _digest_path(path)
+    if not digest.is_file():
+        raise TensorFileError("weights_sha256", f"{digest.name} is missing beside {path.name}")
+    checkpoint = read_tensor_file(path, device, sha256=digest.read_text().strip())
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     rng = checkpoint["rng"]

@@ -36,3 +36,19 @@ def test_figures_count_rows_as_the_true_class() -> None:
     assert figures["accuracy"] == pytest.approx(0.75)
     assert figures["per_class"]["a"]["recall"] == pytest.approx(0.5)
     assert figures["per_class"]["c"]["auroc"] == pytest.approx(1.0)
+
+
+def test_a_checkpoint_resumes_only_while_its_sha256_matches(tmp_path) -> None:
+    from ml.cards import TensorFileError
+    from ml.train.engine import FitState, load_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    generator = torch.Generator().manual_seed(0)
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, model=model, optimizer=optimizer, generator=generator, state=FitState(2))
+    kwargs = {"model": model, "optimizer": optimizer, "generator": generator}
+    assert load_checkpoint(path, device=torch.device("cpu"), **kwargs).epoch == 2
+    path.write_bytes(path.read_bytes() + b"tampered")
+    with pytest.raises(TensorFileError, match="does not match checkpoint.pt"):
+        load_checkpoint(path, device=torch.device("cpu"), **kwargs)
