@@ -42,10 +42,11 @@ from ml.train.engine import (
     Timer,
     add_common_args,
     check_numbers,
-    environment,
+    common_options,
     fit,
     log,
     train_steps,
+    training_provenance,
 )
 
 ARCHITECTURES = ("sam_vit_b", "sam_vit_l", "sam_vit_h", "lite_medsam", "sam_tiny")
@@ -330,15 +331,17 @@ def main(
             "CELL-SEG cells (image and prompt encoders frozen)",
             "init": started_from,
             "prompts": "boxes" if boxes else "points",
-            "dataset": {"path": str(Path(data).resolve()), "layout": "cell_seg"},
-            "split": splits.provenance,
-            "best_epoch": state.best_epoch,
-            "history": state.history,
-            "hyperparameters": {"epochs": epochs, "batch_size": batch_size, "lr": lr},
-            "command": command,
-            "timings": timer.timings(),
-            "environment": environment(torch_device),
-        },
+        }
+        | training_provenance(
+            data=data,
+            layout="cell_seg",
+            split=splits.provenance,
+            state=state,
+            hyperparameters={"epochs": epochs, "batch_size": batch_size, "lr": lr},
+            command=command,
+            timer=timer,
+            device=torch_device,
+        ),
         metrics=metrics,
     )
     log(
@@ -348,22 +351,10 @@ def main(
 
 
 def run(args: argparse.Namespace, command: str) -> ModelCard:
-    """:func:`main` with the parsed arguments spelled out (the CLI's entry point)."""
+    """:func:`main` with the parsed arguments (the CLI's entry point)."""
     return main(
-        data=args.data,
-        out=args.out,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
+        **common_options(args),
         architecture=args.architecture,
         init=args.init,
-        tiny=args.tiny,
-        seed=args.seed,
-        threads=args.threads,
-        device=args.device,
-        name=args.name,
-        resume=args.resume,
-        stop_after_epoch=args.stop_after_epoch,
-        progress=not args.no_progress,
         command=command,
     )

@@ -421,6 +421,51 @@ def add_common_args(
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def common_options(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`add_common_args`' options as the keyword arguments every command's ``main``
+    takes (its own options are added by its ``run``)."""
+    return {
+        "data": args.data,
+        "out": args.out,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "tiny": args.tiny,
+        "seed": args.seed,
+        "threads": args.threads,
+        "device": args.device,
+        "name": args.name,
+        "resume": args.resume,
+        "stop_after_epoch": args.stop_after_epoch,
+        "progress": not args.no_progress,
+    }
+
+
+def training_provenance(
+    *,
+    data: Path,
+    layout: str,
+    split: dict[str, Any],
+    state: FitState,
+    hyperparameters: dict[str, Any],
+    command: str,
+    timer: Timer,
+    device: torch.device,
+) -> dict[str, Any]:
+    """What every trained card's provenance records besides its own ``source``: the data and
+    split, the best epoch and history, the hyperparameters, the command, timings, environment."""
+    return {
+        "dataset": {"path": str(Path(data).resolve()), "layout": layout},
+        "split": split,
+        "best_epoch": state.best_epoch,
+        "history": state.history,
+        "hyperparameters": hyperparameters,
+        "command": command,
+        "timings": timer.timings(),
+        "environment": environment(device),
+    }
+
+
 def check_numbers(*, epochs: int, batch_size: int, lr: float) -> None:
     if epochs < 1 or batch_size < 1 or not (lr > 0 and math.isfinite(lr)):
         raise ValueError("epochs and batch size must be at least 1, the learning rate positive")

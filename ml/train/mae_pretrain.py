@@ -33,13 +33,14 @@ from ml.train.engine import (
     add_common_args,
     augment,
     check_numbers,
+    common_options,
     cosine_schedule,
-    environment,
     fit,
     log,
     normalised,
     to_input,
     train_steps,
+    training_provenance,
 )
 
 NORMALISATION = Normalisation(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
@@ -184,21 +185,23 @@ def main(
         provenance={
             "source": f"{architecture} encoder pre-trained by MAE on {len(crops)} unlabelled "
             "cell crops (CELL-CLS-UNLABELED)",
-            "dataset": {"path": str(Path(data).resolve()), "layout": UNLABELED},
-            "split": splits.provenance,
-            "best_epoch": state.best_epoch,
-            "history": state.history,
-            "hyperparameters": {
+        }
+        | training_provenance(
+            data=data,
+            layout=UNLABELED,
+            split=splits.provenance,
+            state=state,
+            hyperparameters={
                 "epochs": epochs,
                 "batch_size": batch_size,
                 "lr": lr,
                 "weight_decay": weight_decay,
                 "mask_ratio": mae.mask_ratio,
             },
-            "command": command,
-            "timings": timer.timings(),
-            "environment": environment(torch_device),
-        },
+            command=command,
+            timer=timer,
+            device=torch_device,
+        ),
         metrics=metrics,
     )
     log(f"validation reconstruction loss {val:.4f}; encoder card {card.path}")
@@ -206,23 +209,11 @@ def main(
 
 
 def run(args: argparse.Namespace, command: str) -> ModelCard:
-    """:func:`main` with the parsed arguments spelled out (the CLI's entry point)."""
+    """:func:`main` with the parsed arguments (the CLI's entry point)."""
     return main(
-        data=args.data,
-        out=args.out,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
+        **common_options(args),
         img_size=args.img_size,
         weight_decay=args.weight_decay,
         warmup_epochs=args.warmup_epochs,
-        tiny=args.tiny,
-        seed=args.seed,
-        threads=args.threads,
-        device=args.device,
-        name=args.name,
-        resume=args.resume,
-        stop_after_epoch=args.stop_after_epoch,
-        progress=not args.no_progress,
         command=command,
     )

@@ -30,11 +30,12 @@ from ml.train.engine import (
     Timer,
     add_common_args,
     check_numbers,
-    environment,
+    common_options,
     fit,
     log,
     normalised,
     train_steps,
+    training_provenance,
 )
 
 CLASSES = ("background", "roi")
@@ -190,15 +191,17 @@ def main(
         normalisation=NORMALISATION,
         provenance={
             "source": f"{architecture} trained from random weights on {len(train)} ROI-SEG thumbnails",
-            "dataset": {"path": str(Path(data).resolve()), "layout": "roi_seg"},
-            "split": splits.provenance,
-            "best_epoch": state.best_epoch,
-            "history": state.history,
-            "hyperparameters": {"epochs": epochs, "batch_size": batch_size, "lr": lr},
-            "command": command,
-            "timings": timer.timings(),
-            "environment": environment(torch_device),
-        },
+        }
+        | training_provenance(
+            data=data,
+            layout="roi_seg",
+            split=splits.provenance,
+            state=state,
+            hyperparameters={"epochs": epochs, "batch_size": batch_size, "lr": lr},
+            command=command,
+            timer=timer,
+            device=torch_device,
+        ),
         metrics=metrics,
     )
     log(f"validation IoU {metrics['iou']:.3f}, Dice {metrics['dice']:.3f}; card {card.path}")
@@ -206,20 +209,8 @@ def main(
 
 
 def run(args: argparse.Namespace, command: str) -> ModelCard:
-    """:func:`main` with the parsed arguments spelled out (the CLI's entry point)."""
+    """:func:`main` with the parsed arguments (the CLI's entry point)."""
     return main(
-        data=args.data,
-        out=args.out,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        tiny=args.tiny,
-        seed=args.seed,
-        threads=args.threads,
-        device=args.device,
-        name=args.name,
-        resume=args.resume,
-        stop_after_epoch=args.stop_after_epoch,
-        progress=not args.no_progress,
+        **common_options(args),
         command=command,
     )

@@ -31,13 +31,14 @@ from ml.train.engine import (
     augment,
     binary_figures,
     check_numbers,
-    environment,
+    common_options,
     evaluate,
     fit,
     log,
     normalised,
     to_input,
     train_steps,
+    training_provenance,
 )
 
 CLASSES = (NON_TOI, TOI)
@@ -166,15 +167,17 @@ def main(
         normalisation=NORMALISATION,
         provenance={
             "source": f"{architecture} trained from random weights on {len(images)} TOI-CLS tiles",
-            "dataset": {"path": str(Path(data).resolve()), "layout": "toi_cls"},
-            "split": splits.provenance,
-            "best_epoch": state.best_epoch,
-            "history": state.history,
-            "hyperparameters": {"epochs": epochs, "batch_size": batch_size, "lr": lr},
-            "command": command,
-            "timings": timer.timings(),
-            "environment": environment(torch_device),
-        },
+        }
+        | training_provenance(
+            data=data,
+            layout="toi_cls",
+            split=splits.provenance,
+            state=state,
+            hyperparameters={"epochs": epochs, "batch_size": batch_size, "lr": lr},
+            command=command,
+            timer=timer,
+            device=torch_device,
+        ),
         metrics=metrics,
     )
     log(f"validation accuracy {val['accuracy']:.3f}, F1 {val['f1']:.3f}; card {card.path}")
@@ -182,21 +185,9 @@ def main(
 
 
 def run(args: argparse.Namespace, command: str) -> ModelCard:
-    """:func:`main` with the parsed arguments spelled out (the CLI's entry point)."""
+    """:func:`main` with the parsed arguments (the CLI's entry point)."""
     return main(
-        data=args.data,
-        out=args.out,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
+        **common_options(args),
         img_size=args.img_size,
-        tiny=args.tiny,
-        seed=args.seed,
-        threads=args.threads,
-        device=args.device,
-        name=args.name,
-        resume=args.resume,
-        stop_after_epoch=args.stop_after_epoch,
-        progress=not args.no_progress,
         command=command,
     )
