@@ -9,12 +9,13 @@ sprite sheet) come from :func:`slide_crops`, the same square read from the slide
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Literal
 
 import cv2
 import numpy as np
 
 from ml.geometry import square_box
+from ml.stages.reader import RegionSource
 
 
 def resize_to(image: np.ndarray, size: int) -> np.ndarray:
@@ -58,24 +59,8 @@ def crop_square(
     return resize_to(np.ascontiguousarray(crop), size)
 
 
-class RegionReader(Protocol):
-    """What :func:`slide_crops` needs of :class:`ml.slide.SlideReader`."""
-
-    @property
-    def dimensions(self) -> tuple[int, int]: ...
-
-    @property
-    def level_downsamples(self) -> tuple[float, ...]: ...
-
-    def best_level_for_downsample(self, downsample: float) -> int: ...
-
-    def read_region(
-        self, location: tuple[int, int], level: int, size: tuple[int, int]
-    ) -> np.ndarray: ...
-
-
 def slide_crops(
-    reader: RegionReader,
+    reader: RegionSource,
     boxes: Sequence[Sequence[float]],
     offset: float,
     size: int,
@@ -125,7 +110,7 @@ def _bounds(squares: Sequence[Sequence[int]]) -> tuple[int, int, int, int]:
 
 
 def _read_crops(
-    reader: RegionReader,
+    reader: RegionSource,
     level: int,
     boxes: Sequence[Sequence[float]],
     members: Sequence[int],
