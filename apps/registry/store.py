@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 
-from apps.slides.storage import safe_name, sha_dir
+from apps.slides.storage import receive_chunks, safe_name, sha_dir
 
 STORE_NAME = "registry"
 
@@ -48,23 +48,8 @@ def stage_chunks(chunks: Iterable[bytes], filename: str, *, max_bytes: int) -> S
 
     Raises ``ValueError`` once more than ``max_bytes`` arrive (0 = unlimited); nothing is kept.
     """
-    root = store_root()
-    root.mkdir(parents=True, exist_ok=True)
-    digest, size = hashlib.sha256(), 0
-    fd, tmp_name = tempfile.mkstemp(prefix=".incoming-", dir=root)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                size += len(chunk)
-                if max_bytes and size > max_bytes:
-                    raise ValueError(f"the weights are larger than the {max_bytes:,} byte limit")
-                digest.update(chunk)
-                out.write(chunk)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return Staged(tmp, digest.hexdigest(), size, safe_name(filename))
+    tmp, sha, size = receive_chunks(chunks, store_root(), max_bytes=max_bytes, what="the weights")
+    return Staged(tmp, sha, size, safe_name(filename))
 
 
 def stage_file(source: Path) -> Staged:

@@ -96,14 +96,14 @@ def disk_full_as_error(on_full: Callable[[], None] | None = None) -> Iterator[No
         ) from exc
 
 
-def store_chunks(
-    chunks: Iterable[bytes], filename: str, *, max_bytes: int
-) -> tuple[str, Path, int]:
-    """Stream ``chunks`` into storage. Returns (sha256, path relative to storage, size).
+def receive_chunks(
+    chunks: Iterable[bytes], root: Path, *, max_bytes: int, what: str = "the file"
+) -> tuple[Path, str, int]:
+    """Stream ``chunks`` into a new temporary file under ``root``, hashing as they come:
+    (its path, sha256, size). The caller publishes or removes it.
 
     Raises ``ValueError`` once more than ``max_bytes`` arrive (0 = unlimited); nothing is kept.
     """
-    root = settings.SLIDE_STORAGE_DIR
     root.mkdir(parents=True, exist_ok=True)
     digest, size = hashlib.sha256(), 0
     fd, tmp_name = tempfile.mkstemp(prefix=".incoming-", dir=root)
@@ -113,10 +113,24 @@ def store_chunks(
             for chunk in chunks:
                 size += len(chunk)
                 if max_bytes and size > max_bytes:
-                    raise ValueError(f"the file is larger than the {max_bytes:,} byte limit")
+                    raise ValueError(f"{what} is larger than the {max_bytes:,} byte limit")
                 digest.update(chunk)
                 out.write(chunk)
-        sha = digest.hexdigest()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, digest.hexdigest(), size
+
+
+def store_chunks(
+    chunks: Iterable[bytes], filename: str, *, max_bytes: int
+) -> tuple[str, Path, int]:
+    """Stream ``chunks`` into storage. Returns (sha256, path relative to storage, size).
+
+    Raises ``ValueError`` once more than ``max_bytes`` arrive (0 = unlimited); nothing is kept.
+    """
+    tmp, sha, size = receive_chunks(chunks, settings.SLIDE_STORAGE_DIR, max_bytes=max_bytes)
+    try:
         relative = sha_dir(sha) / safe_name(filename)
         target = writable_target(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
