@@ -103,6 +103,8 @@ MYELOID_KEYS: frozenset[str] = frozenset(
 #: the classifier-coverage alert says that this classifier cannot stage erythroblasts. A project
 #: that wants it as an ordinary class may add a class with this key to its own set.
 ERYTHROBLAST_UNSTAGED = "erythroblast_unstaged"
+#: How counts, reports and the review gallery name it (it has no project class to name it).
+ERYTHROBLAST_UNSTAGED_NAME = "Erythroblast, stage not given"
 
 #: Nucleated erythroid precursors for the M:E ratio (unstaged ones included).
 ERYTHROID_KEYS: frozenset[str] = frozenset(

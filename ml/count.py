@@ -22,6 +22,7 @@ from ml.classes import (
     BLAST_KEYS,
     DEFAULT_CLASSES,
     ERYTHROBLAST_UNSTAGED,
+    ERYTHROBLAST_UNSTAGED_NAME,
     ERYTHROID_KEYS,
     MYELOID_KEYS,
     CellClass,
@@ -73,6 +74,8 @@ class Dcc:
             :data:`ml.classes.ERYTHROBLAST_UNSTAGED` (when that is not a class of the set): in
             ``total_counted`` and the M:E ratio, in no row. The rows' shares plus
             ``erythroblasts_unstaged / total_counted`` sum to 1.
+        unstaged_row: the same as a row of its own (:data:`ml.classes.ERYTHROBLAST_UNSTAGED_NAME`,
+            share and interval), for a report to list after ``rows``; ``None`` when there are none.
     """
 
     rows: tuple[DccRow, ...]
@@ -84,6 +87,7 @@ class Dcc:
     blast_percentage: float | None
     message: str = ""
     erythroblasts_unstaged: int = 0
+    unstaged_row: DccRow | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -124,7 +128,7 @@ def differential_count(
         raise ValueError(f"labels not in the class set: {unknown}")
     unstaged = 0 if ERYTHROBLAST_UNSTAGED in class_keys(classes) else tally[ERYTHROBLAST_UNSTAGED]
     total = sum(tally[k] for k in counted_keys(classes)) + unstaged
-    rows = tuple(_row(c, tally[c.key], total, z) for c in classes if c.counted)
+    rows = tuple(_row(c.key, c.name, tally[c.key], total, z) for c in classes if c.counted)
     unclassified = tally[UNCLASSIFIED]
     installed = not (unclassified > 0 and unclassified == sum(tally.values()))
     erythroid = sum(tally[k] for k in erythroid_keys)
@@ -138,13 +142,18 @@ def differential_count(
         blast_percentage=100.0 * sum(tally[k] for k in blast_keys) / total if total else None,
         message="" if installed else _no_classifier_message(unclassified),
         erythroblasts_unstaged=unstaged,
+        unstaged_row=(
+            _row(ERYTHROBLAST_UNSTAGED, ERYTHROBLAST_UNSTAGED_NAME, unstaged, total, z)
+            if unstaged
+            else None
+        ),
     )
 
 
-def _row(cell_class: CellClass, count: int, total: int, z: float) -> DccRow:
+def _row(key: str, name: str, count: int, total: int, z: float) -> DccRow:
     low, high = wilson_interval(count, total, z)
     proportion = count / total if total else 0.0
-    return DccRow(cell_class.key, cell_class.name, count, proportion, low, high)
+    return DccRow(key, name, count, proportion, low, high)
 
 
 def _no_classifier_message(n_cells: int) -> str:

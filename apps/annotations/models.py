@@ -34,6 +34,11 @@ class SetSource(models.TextChoices):
     REPORT_REVIEW = "report_review", "A report's corrected copy of a pipeline run"
 
 
+#: Sets a pipeline wrote (or a report copied from one): their cells may carry a classifier's
+#: own labels, such as ml.classes.ERYTHROBLAST_UNSTAGED, besides the project's classes.
+MACHINE_SOURCES = frozenset({SetSource.MODEL_RUN, SetSource.REPORT_REVIEW})
+
+
 class TileLabel(models.TextChoices):
     TOI = "toi", "Tile of interest"
     NON_TOI = "non_toi", "Not a tile of interest"

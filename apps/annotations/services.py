@@ -21,7 +21,7 @@ from django.utils import timezone
 from apps.accounts import roles
 from apps.accounts.models import Project
 from apps.slides.models import Slide
-from ml.classes import DEFAULT_CLASSES, RESERVED_HOTKEYS
+from ml.classes import DEFAULT_CLASSES, ERYTHROBLAST_UNSTAGED, RESERVED_HOTKEYS
 
 from . import selectors
 from .errors import (
@@ -40,6 +40,7 @@ from .fast_insert import insert_new
 from .history import state_of
 from .interchange import map_labels, parse_file
 from .models import (
+    MACHINE_SOURCES,
     Annotation,
     AnnotationEvent,
     AnnotationSet,
@@ -204,6 +205,9 @@ class _Context:
     def of(cls, aset: AnnotationSet) -> _Context:
         slide = aset.slide
         keys = selectors.active_label_keys(slide.project_id) if aset.stage == Stage.CELL else set()
+        if aset.stage == Stage.CELL and aset.source in MACHINE_SOURCES:
+            # A classifier that cannot stage erythroblasts says so (ml.classes); a person stages.
+            keys.add(ERYTHROBLAST_UNSTAGED)
         return cls(aset, slide, frozenset(keys), slide.project.toi_tile_size)
 
 

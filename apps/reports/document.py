@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import Any
 
-from ml.classes import CellClass
+from ml.classes import ERYTHROBLAST_UNSTAGED, ERYTHROBLAST_UNSTAGED_NAME, CellClass
 from ml.count import REVIEW_THRESHOLD, UNCLASSIFIED, differential_count, rescreening_alert
 from ml.pipeline import PipelineConfig
 
@@ -63,7 +63,12 @@ def report_document(version: ReportVersion) -> dict[str, Any]:
         "amendment_reason": version.reason,
         "slide": {"id": run.slide_id, "name": run.slide.name, "sha256": run.slide_sha256},
         "dcc": dcc.to_dict(),
-        "classes": {c.key: {"name": c.name, "counted": c.counted} for c in classes},
+        "classes": {c.key: {"name": c.name, "counted": c.counted} for c in classes}
+        | (
+            {ERYTHROBLAST_UNSTAGED: {"name": ERYTHROBLAST_UNSTAGED_NAME, "counted": True}}
+            if dcc.erythroblasts_unstaged
+            else {}
+        ),
         "review": {
             "threshold": REVIEW_THRESHOLD,
             "flagged": len(flagged),
@@ -175,6 +180,20 @@ def canonical_bytes(document: dict[str, Any]) -> bytes:
 def content_sha256(document: dict[str, Any]) -> str:
     """The hash bound to a signature (hex SHA-256 of :func:`canonical_bytes`)."""
     return hashlib.sha256(canonical_bytes(document)).hexdigest()
+
+
+def dcc_lines(dcc: dict[str, Any]) -> list[dict[str, Any]]:
+    """A document's DCC lines in report order: the class rows, then erythroblasts without a
+    stage when the classifier gave any (documents written before that line existed lack it)."""
+    unstaged = dcc.get("unstaged_row")
+    return [*dcc["rows"], *([unstaged] if unstaged else [])]
+
+
+def class_names(run) -> dict[str, str]:
+    """Class key -> name for a run's cells: its class set, plus the classifier-only label."""
+    return {c.key: c.name for c in run_classes(run)} | {
+        ERYTHROBLAST_UNSTAGED: ERYTHROBLAST_UNSTAGED_NAME
+    }
 
 
 def class_keys_of(run) -> set[str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
+from .document import dcc_lines
 from .models import ReportVersion
 from .selectors import report_body
 
@@ -54,7 +55,7 @@ def diagnostic_report(version: ReportVersion) -> dict[str, Any]:
     body = report_body(version)
     doc, status = body["document"], _status(body)
     total = doc["dcc"]["total_counted"]
-    observations = [_observation(r, status, total) for r in doc["dcc"]["rows"]]
+    observations = [_observation(r, status, total) for r in dcc_lines(doc["dcc"])]
     data: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "id": f"run-{doc['run']}-v{doc['version']}",

@@ -10,6 +10,7 @@ from django.utils.safestring import SafeString
 from apps.agreement.charts import Bar, bars
 from apps.annotations.models import LabelClass
 
+from .document import dcc_lines
 from .models import ReportVersion
 from .selectors import report_body
 
@@ -17,7 +18,8 @@ from .selectors import report_body
 def histogram(document: dict[str, Any]) -> SafeString:
     """The 16 proportions with their 95% Wilson CI whiskers (the agreement pages' bar chart)."""
     rows = [
-        Bar(r["name"], r["proportion"], r["ci_low"], r["ci_high"]) for r in document["dcc"]["rows"]
+        Bar(r["name"], r["proportion"], r["ci_low"], r["ci_high"])
+        for r in dcc_lines(document["dcc"])
     ]
     return bars("Differential count: proportion with 95% Wilson CI", rows)
 
@@ -33,7 +35,7 @@ def context(version: ReportVersion) -> dict[str, Any]:
     dcc = doc["dcc"]
     rows = [
         r | {"percent": _pct(r["proportion"]), "ci": f"{_pct(r['ci_low'])}–{_pct(r['ci_high'])}"}
-        for r in dcc["rows"]
+        for r in dcc_lines(dcc)
     ]
     names = {k: v["name"] for k, v in doc["classes"].items()}
     run = version.report.run

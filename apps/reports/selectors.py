@@ -18,7 +18,7 @@ from apps.slides.deepzoom import handles
 from ml.crops import draw_outline, jpeg, slide_crops, sprite_sheet
 from ml.lru import LRU
 
-from .document import content_sha256, flagged_ids, report_document, run_classes
+from .document import class_names, content_sha256, flagged_ids, report_document
 from .models import AuditEntry, Report, ReportVersion
 
 #: Crops per gallery page (the page loads them lazily).
@@ -142,7 +142,7 @@ def gallery_page(version: ReportVersion, *, group: str | None, page: int) -> Gal
     for row in rows:
         key = NEEDS_REVIEW if row[0] in flagged else (row[1] or "unclassified")
         groups.setdefault(key, []).append(row)
-    names = {c.key: c.name for c in run_classes(version.report.run)}
+    names = class_names(version.report.run)
     order = sorted(groups, key=lambda k: (k != NEEDS_REVIEW, -len(groups[k]), k))
     chosen = group if group is not None else (order[0] if order else None)
     members = sorted(

@@ -28,6 +28,16 @@ REVIEWER_PASSWORD = "reviewer-pass-123"
 CONFIG = {"tile_size": GRID, "max_tiles": 2}
 
 
+@pytest.fixture(autouse=True)
+def fresh_report_caches():
+    """Forget the gallery's per-process caches: they are keyed by review set id, which a rolled
+    back test database hands out again (a real database never reuses one)."""
+    from apps.reports import selectors
+
+    for lru in (selectors._MODEL_OUTPUT, selectors._SHEET_CELLS, selectors._SPRITES):
+        lru.clear()
+
+
 @pytest.fixture(scope="session")
 def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.ml.test_pipeline import write_tiny_models
