@@ -560,12 +560,17 @@ def _chunk_failed(chunk: AnalysisChunk, reason: str, *, permanent: bool = True) 
 
 
 def _maybe_assemble(run_id: int) -> None:
-    """Queue the assembly once every chunk is done; the conditional update makes it once."""
+    """Assemble once every chunk is done; the conditional update makes it once.
+
+    The worker that recorded the last chunk assembles at once, with its models loaded, rather
+    than queueing a task that another worker would pick up a broker poll later. The claim holds
+    a lease, so a worker killed while assembling leaves the assembly to the sweep, as before.
+    """
     if AnalysisChunk.objects.filter(run_id=run_id).exclude(status=ChunkStatus.DONE).exists():
         return
     now = timezone.now()
     if _claim_assembly(run_id, Q(assemble_started_at__isnull=True), now):
-        _enqueue("assemble", run_id)
+        assemble_step(run_id)
 
 
 def _claim_assembly(run_id: int, condition: Q, now) -> bool:
