@@ -30,7 +30,7 @@ from torch import nn
 from ml.cards import ENCODER_TASK, ModelCard, ModelCardError, Normalisation, load_card, save_model
 from ml.classes import ERYTHROBLAST_UNSTAGED
 from ml.datasets.cells import PBC_PROVENANCE, LabelledCells, load_labelled_cells, stratified_split
-from ml.device import pick_device
+from ml.device import pick_device, training_dtype
 from ml.models.build import build_model
 from ml.train import layouts
 from ml.train.engine import (
@@ -61,9 +61,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser("train cell-classifier", add_help=False)
     parser.add_argument("--data", type=Path, required=True, help="PBC folder or ImageFolder")
     parser.add_argument("--out", type=Path, required=True, help="folder for weights and card")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=36)
     parser.add_argument("--backbone", default="resnet18", help="a timm model name")
-    parser.add_argument("--img-size", type=int, default=96, help="square input side, px")
+    parser.add_argument("--img-size", type=int, default=128, help="square input side, px")
     parser.add_argument(
         "--centre-crop",
         type=float,
@@ -84,6 +84,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="split, initialisation and shuffling")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32"),
+        default="auto",
+        help="auto: train in bf16 where the device has it natively (weights stay fp32)",
+    )
     parser.add_argument("--name", default=None, help="card name (default: says what it is)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
@@ -119,6 +125,7 @@ def main(
     init: Path | None = None,
     resume: bool = False,
     stop_after_epoch: int | None = None,
+    precision: str = "auto",
 ) -> ModelCard:
     """Train, evaluate and write ``<out>/<name>.pt`` and ``<out>/<name>.json``; return the card
     (:class:`ml.train.engine.TrainingPaused` when ``stop_after_epoch`` stops it early on
@@ -134,6 +141,7 @@ def main(
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     torch_device = pick_device(device)
+    autocast = training_dtype(torch_device, precision)
     encoder = _encoder_card(init) if init else None
     architecture, norm = ARCHITECTURE, NORMALISATION
     if encoder:
@@ -202,6 +210,7 @@ def main(
         out=out,
         resume=resume,
         stop_after=stop_after_epoch,
+        autocast=autocast,
     )
     model.load_state_dict(state.best_state)
     figures = {
@@ -212,11 +221,13 @@ def main(
         )
         for split, idx in (("validation", val_idx), ("test", test_idx))
     }
-    timings = {
+    timings: dict[str, Any] = {
         "decode_s": round(decoded_s, 1),
         "wall_s": round(time.perf_counter() - started, 1),
         "cpu_s": round(time.process_time() - cpu_started, 1),
         "threads": threads,
+        # Weights and evaluation stay fp32; only training steps autocast.
+        "training_precision": str(autocast).removeprefix("torch.") if autocast else "fp32",
     }
     card = save_model(
         model.cpu(),
@@ -271,6 +282,7 @@ def _fit(
     out: Path,
     resume: bool,
     stop_after: int | None,
+    autocast: torch.dtype | None,
 ) -> FitState:
     """Train for ``epochs`` (:func:`ml.train.engine.fit`); the best epoch by validation macro-F1."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -295,6 +307,7 @@ def _fit(
             epoch=epoch,
             generator=generator,
             progress=progress,
+            autocast=autocast,
         )
 
     def validate() -> dict[str, float]:
@@ -421,4 +434,5 @@ def run(args: argparse.Namespace, command: str) -> ModelCard:
         init=args.init,
         resume=args.resume,
         stop_after_epoch=args.stop_after_epoch,
+        precision=args.precision,
     )

@@ -38,6 +38,7 @@ from ml.cards import (
     load_model,
     read_tensor_file,
 )
+from ml.device import autocast_to
 from ml.metrics import auroc, classification_report, confusion_matrix, macro_auroc
 
 #: ``lr_at(step)`` for a global step counted from 0.
@@ -173,14 +174,18 @@ def train_one_epoch(
     epoch: int,
     generator: torch.Generator,
     progress: bool = True,
+    autocast: torch.dtype | None = None,
 ) -> dict[str, float]:
     """A classifier's epoch over ``images`` ``(N, S, S, 3)`` uint8 / ``labels`` ``(N,)`` int64,
-    with the SPEC's augmentations (:func:`train_steps` does the rest)."""
+    with the SPEC's augmentations (:func:`train_steps` does the rest). The forward pass and
+    loss run under autocast to ``autocast`` (:func:`ml.device.training_dtype`) when given."""
     model.train()
 
     def loss_of(idx: torch.Tensor) -> torch.Tensor:
         x = normalised(augment(to_input(images[idx], device), generator), norm)
-        return criterion(model(x), labels[idx].to(device))
+        with autocast_to(device, autocast):
+            logits = model(x)
+        return criterion(logits.float(), labels[idx].to(device))
 
     return train_steps(
         loss_of,

@@ -16,6 +16,7 @@ from ml.cards import load_card, load_model
 from ml.classes import COUNTED_KEYS, ERYTHROBLAST_UNSTAGED
 from ml.cli import main
 from ml.datasets.bccd import load_bccd
+from ml.device import training_dtype
 from ml.models.predictors import CellClassifier
 from ml.pipeline import PipelineConfig, analyse, build_stages
 from ml.pyramid import build_mosaic_slide
@@ -52,6 +53,10 @@ def test_a_tiny_training_writes_a_card_that_validates_and_says_it_is_not_for_mar
     assert card.provenance["split"]["seed"] == 0
     assert "train cell-classifier" in card.provenance["command"]
     assert card.provenance["timings"]["cpu_s"] > 0
+    expected = str(training_dtype(torch.device("cpu"))).removeprefix("torch.")
+    assert card.provenance["timings"]["training_precision"] == (
+        expected if expected != "None" else "fp32"
+    )
     # The default trains on the central 70%: the cell fills the frame as in the pipeline's crop.
     assert card.provenance["centre_crop"] == 0.7
     assert "central square of 70%" in card.provenance["framing"]
@@ -128,3 +133,12 @@ def test_a_folder_without_labelled_images_is_a_clear_error(
     (tmp_path / "empty_class").mkdir()
     rc = main(["train", "cell-classifier", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
     assert rc == 1 and "no labelled cell images found" in capsys.readouterr().err
+
+
+def test_training_autocasts_to_bf16_only_where_the_hardware_has_it() -> None:
+    cpu = torch.device("cpu")
+    assert training_dtype(cpu, "fp32") is None
+    native = torch.cpu._is_avx512_bf16_supported()
+    assert training_dtype(cpu) == (torch.bfloat16 if native else None)
+    with pytest.raises(ValueError, match="precision"):
+        training_dtype(cpu, "fp16")
