@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import cv2
+import threadpoolctl
 import torch
 
 
@@ -39,6 +41,20 @@ def pick_device(requested: str | torch.device | None = None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(str(requested), "CUDA is not available on this machine")
     return device
+
+
+def limit_cpu_threads(threads: int) -> None:
+    """Use at most ``threads`` CPU threads in this process: torch's, OpenCV's and the OpenMP and
+    BLAS pools numpy and scipy call into.
+
+    Each defaults to every core, so two worker processes on one machine oversubscribe it: on
+    2 cores, two analysis workers with torch alone limited still spent half as long again in
+    the classical segmenter (OpenCV's own threads) as one.
+    """
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    threadpoolctl.threadpool_limits(threads)
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:

@@ -19,7 +19,7 @@ import torch
 from django.conf import settings
 
 from ml.cards import discover_cards, load_card
-from ml.device import pick_device
+from ml.device import limit_cpu_threads, pick_device
 from ml.pipeline import PipelineConfig, Stages, build_stages
 
 #: Built stages kept per process; a second entry covers two configs in flight at once.
@@ -41,15 +41,14 @@ def stages_for(
     config: PipelineConfig, cards: Mapping[str, str] | None = None
 ) -> tuple[Stages, PipelineConfig]:
     """This worker's stages for ``config`` (built on first use) and the per-device config; the
-    process's torch threads are set to ``ANALYSIS_THREADS`` first.
+    process's CPU threads are limited to ``ANALYSIS_THREADS`` first.
 
     ``cards`` maps a card task to the card file the run chose (its registry versions); the
     other tasks use ``MODEL_DIR``'s cards. Raises :class:`ml.cards.ModelCardError` for a broken
     card or weights that fail their sha256.
     """
     torch_device = device()
-    if torch.get_num_threads() != settings.ANALYSIS_THREADS:
-        torch.set_num_threads(settings.ANALYSIS_THREADS)
+    limit_cpu_threads(settings.ANALYSIS_THREADS)
     config = config.for_device(torch_device)
     chosen = dict(cards or {})
     key = _key(config, torch_device, chosen)
