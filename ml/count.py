@@ -320,6 +320,7 @@ def compare_with_manual(
 
 #: The component of a manual comparison that pools erythroblasts of every stage (and none).
 POOLED_ERYTHROBLASTS = "erythroblasts_all_stages"
+POOLED_ERYTHROBLASTS_NAME = "Erythroblasts, all stages"
 
 
 def _pool_erythroblasts(

@@ -16,8 +16,10 @@ from django.db import transaction
 from apps.annotations.selectors import active_label_keys
 from ml.count import compare_with_manual
 
+from .document import dcc_lines, run_classes
 from .errors import InvalidInput
-from .models import ManualCount
+from .models import ManualCount, ReportVersion
+from .selectors import report_body
 
 #: The published agreement of an automated and a manual marrow DCC, shown as context: one
 #: case (r 0.9438, CCC 0.9401) and the average over cases (about 0.8).
@@ -43,6 +45,15 @@ def save_counter(*, slide, user: User, sequence: Any) -> ManualCount:
         slide=slide, user=user, defaults={"sequence": sequence}
     )
     return count
+
+
+def version_comparison(version: ReportVersion, sequence: list[str]) -> dict[str, Any]:
+    """``version``'s count against a manual ``sequence``. Its unstaged erythroblasts take part:
+    when there are any, the erythroblast stages are compared as one pooled component
+    (:func:`ml.count.compare_with_manual`), not left out of the automated percentages."""
+    doc = report_body(version)["document"]
+    auto = {line["key"]: line["count"] for line in dcc_lines(doc["dcc"])}
+    return comparison(auto, sequence, run_classes(version.report.run))
 
 
 def comparison(auto_counts: dict[str, int], sequence: list[str], classes) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from django.utils.safestring import SafeString
 
 from apps.agreement.charts import Bar, bars
 from apps.annotations.models import LabelClass
+from ml.count import POOLED_ERYTHROBLASTS, POOLED_ERYTHROBLASTS_NAME
 
-from .document import dcc_lines
+from .document import class_names, dcc_lines
 from .models import ReportVersion
 from .selectors import report_body
 
@@ -62,16 +63,14 @@ def context(version: ReportVersion) -> dict[str, Any]:
 def comparison_context(version: ReportVersion, user) -> dict[str, Any] | None:
     """The manual-count comparison for ``user`` (``None`` when they have no manual count)."""
     from . import charts, manual
-    from .document import run_classes
 
     run = version.report.run
     sequence = manual.counter_of(run.slide, user)
     if not sequence:
         return None
-    doc = report_body(version)["document"]
-    auto = {r["key"]: r["count"] for r in doc["dcc"]["rows"]}
-    figures = manual.comparison(auto, sequence, run_classes(run))
-    names = [doc["classes"][k]["name"] for k in figures["keys"]]
+    figures = manual.version_comparison(version, sequence)
+    by_key = class_names(run) | {POOLED_ERYTHROBLASTS: POOLED_ERYTHROBLASTS_NAME}
+    names = [by_key[k] for k in figures["keys"]]
     ba = figures["bland_altman"] or {}
     return {
         "figures": figures,

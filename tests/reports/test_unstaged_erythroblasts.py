@@ -15,6 +15,7 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.observation import Observation
 
 from ml.classes import ERYTHROBLAST_UNSTAGED, ERYTHROBLAST_UNSTAGED_NAME
+from ml.count import POOLED_ERYTHROBLASTS, POOLED_ERYTHROBLASTS_NAME
 from tests.annotations.test_api import own_set, polygon
 from tests.reports.conftest import report_url, store_run
 
@@ -80,3 +81,26 @@ def test_an_annotator_still_stages_erythroblasts(as_user, member, slide) -> None
     )
     assert response.status_code == 400
     assert f"unknown or retired cell class {ERYTHROBLAST_UNSTAGED!r}" in response.json()["detail"]
+
+
+def test_the_manual_comparison_pools_the_erythroblast_stages(
+    unstaged_run, reviewer, as_user, client
+) -> None:
+    api = as_user(reviewer)
+    sequence = ["late_erythroblast"] * 2 + ["early_erythroblast", "lymphocyte", "monocyte"]
+    api.put(
+        f"/api/slides/{unstaged_run.slide_id}/manual-count/", {"sequence": sequence}, format="json"
+    )
+    figures = api.get(report_url(unstaged_run, "comparison/")).json()
+    pooled = figures["keys"].index(POOLED_ERYTHROBLASTS)
+    assert "late_erythroblast" not in figures["keys"] and len(figures["keys"]) == 14
+    dcc = api.get(report_url(unstaged_run)).json()["document"]["dcc"]
+    staged = sum(r["count"] for r in dcc["rows"] if r["key"].endswith("_erythroblast"))
+    # The automated side counts the unstaged cells in the pooled component, not nowhere.
+    assert figures["auto_percent"][pooled] == pytest.approx(
+        100 * (staged + UNSTAGED) / dcc["total_counted"]
+    )
+    assert figures["manual_percent"][pooled] == pytest.approx(60.0)
+    client.force_login(reviewer)
+    page = client.get(f"/analyses/{unstaged_run.pk}/report/").content.decode()
+    assert POOLED_ERYTHROBLASTS_NAME in page

@@ -220,11 +220,7 @@ def manual_count(request: Request, slide_id: int) -> Response:
 def comparison(request: Request, run_id: int) -> Response:
     """The current version's count against the requesting user's manual count of the slide."""
     from .. import manual
-    from ..document import run_classes
 
     version = _version(report_for(request, run_id), request.query_params.get("version"))
-    doc = selectors.report_body(version)["document"]
-    auto = {r["key"]: r["count"] for r in doc["dcc"]["rows"]}
-    run = version.report.run
-    sequence = manual.counter_of(run.slide, acting_user(request))
-    return Response(manual.comparison(auto, sequence, run_classes(run)))
+    sequence = manual.counter_of(version.report.run.slide, acting_user(request))
+    return Response(manual.version_comparison(version, sequence))
