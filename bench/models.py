@@ -136,6 +136,7 @@ def demo_slide_figures(
         "demo_slide_stages": {k: v.name for k, v in result.stages.items()},
         "demo_slide_timings_s": {k: round(v, 1) for k, v in result.timings.items()},
     }
+    tois = figures["demo_slide_tois"]
     started = time.perf_counter()
     sam = analyse(
         slide,
@@ -145,18 +146,16 @@ def demo_slide_figures(
     minutes = (time.perf_counter() - started) / 60
     figures |= {
         "demo_slide_sam_minutes": round(minutes, 2),
-        "demo_slide_sam_tiles": min(sam_tiles or 10**9, figures["demo_slide_tois"]),
+        "demo_slide_sam_tiles": min(sam_tiles, tois) if sam_tiles else tois,
         "demo_slide_sam_cells": len(sam.cells),
         "demo_slide_sam_stages": {k: v.name for k, v in sam.stages.items()},
         "demo_slide_sam_timings_s": {k: round(v, 1) for k, v in sam.timings.items()},
     }
-    if sam_tiles and sam_tiles < figures["demo_slide_tois"]:
+    if sam_tiles and sam_tiles < tois:
         cells_s = sam.timings.get("cells", 0.0)
         rest_s = minutes * 60 - cells_s
         per_tile = cells_s / max(1, figures["demo_slide_sam_tiles"])
-        figures["demo_slide_sam_minutes_estimated"] = round(
-            (rest_s + per_tile * figures["demo_slide_tois"]) / 60, 1
-        )
+        figures["demo_slide_sam_minutes_estimated"] = round((rest_s + per_tile * tois) / 60, 1)
     return figures
 
 

@@ -43,6 +43,9 @@ def pick_device(requested: str | torch.device | None = None) -> torch.device:
     return device
 
 
+_cpu_threads_applied: int | None = None
+
+
 def limit_cpu_threads(threads: int) -> None:
     """Use at most ``threads`` CPU threads in this process: torch's, OpenCV's and the OpenMP and
     BLAS pools numpy and scipy call into.
@@ -51,10 +54,13 @@ def limit_cpu_threads(threads: int) -> None:
     2 cores, two analysis workers with torch alone limited still spent half as long again in
     the classical segmenter (OpenCV's own threads) as one.
     """
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    global _cpu_threads_applied
+    if _cpu_threads_applied == threads and torch.get_num_threads() == threads:
+        return  # every chunk asks again; threadpoolctl rescans the loaded libraries each call
+    torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     threadpoolctl.threadpool_limits(threads)
+    _cpu_threads_applied = threads
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:

@@ -204,10 +204,13 @@ class _Context:
     @classmethod
     def of(cls, aset: AnnotationSet) -> _Context:
         slide = aset.slide
-        keys = selectors.active_label_keys(slide.project_id) if aset.stage == Stage.CELL else set()
-        if aset.stage == Stage.CELL and aset.source in MACHINE_SOURCES:
-            # A classifier that cannot stage erythroblasts says so (ml.classes); a person stages.
-            keys.add(ERYTHROBLAST_UNSTAGED)
+        keys: set[str] = set()
+        if aset.stage == Stage.CELL:
+            keys = selectors.active_label_keys(slide.project_id)
+            if aset.source in MACHINE_SOURCES:
+                # A classifier that cannot stage erythroblasts says so (ml.classes); a person
+                # stages.
+                keys.add(ERYTHROBLAST_UNSTAGED)
         return cls(aset, slide, frozenset(keys), slide.project.toi_tile_size)
 
 
