@@ -274,6 +274,32 @@ class FitState:
     best_score: float = -math.inf
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: The epochs a time budget left room for (:class:`TimeBudget`); ``None``: as asked.
+    planned_epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class TimeBudget:
+    """Wall time a whole training may take: it must end by ``deadline`` (``time.perf_counter``),
+    ``reserve_s`` of it kept for what follows the last epoch beyond a second validation pass
+    (the card). :func:`fit` plans the epochs from its first one."""
+
+    deadline: float
+    reserve_s: float = 5.0
+
+    @classmethod
+    def minutes(cls, minutes: float, started: float) -> TimeBudget | None:
+        """A budget of ``minutes`` from ``started``; ``None`` for 0 (no budget)."""
+        if minutes < 0:
+            raise ValueError("the time budget cannot be negative")
+        return cls(deadline=started + 60 * minutes) if minutes else None
+
+    def epochs(self, *, done: int, asked: int, epoch_s: float, validate_s: float) -> int:
+        """How many epochs in all fit once ``done`` took ``epoch_s`` each: at least ``done``,
+        at most ``asked``. The final evaluation (about two validation passes) is kept back."""
+        left = self.deadline - time.perf_counter() - self.reserve_s - 2 * validate_s
+        more = math.floor(left / epoch_s) if epoch_s > 0 else asked
+        return max(done, min(asked, done + more))
 
 
 def save_checkpoint(
@@ -297,6 +323,7 @@ def save_checkpoint(
         "best_score": state.best_score,
         "best_state": state.best_state,
         "history": state.history,
+        "planned_epochs": state.planned_epochs,
         "rng": rng,
     }
     tmp = path.with_name(path.name + ".partial")
@@ -339,6 +366,7 @@ def load_checkpoint(
         best_score=float(checkpoint["best_score"]),
         best_state=checkpoint["best_state"],
         history=list(checkpoint["history"]),
+        planned_epochs=checkpoint.get("planned_epochs"),
     )
 
 
@@ -355,6 +383,8 @@ def fit(
     device: torch.device,
     resume: bool = False,
     stop_after: int | None = None,
+    budget: TimeBudget | None = None,
+    on_plan: Callable[[int], None] | None = None,
 ) -> FitState:
     """Train ``epochs`` epochs (``train_epoch(epoch)``, then ``validate()``), keeping the best.
 
@@ -363,6 +393,10 @@ def fit(
     the next epoch. ``stop_after`` stops after that many epochs in all by raising
     :class:`TrainingPaused` (the checkpoint then resumes it). Each epoch's row of the history has the
     training figures, ``val_<key>`` for each validation figure, and the seconds it took.
+
+    With a ``budget``, the first epoch's time decides how many of ``epochs`` fit. The plan is
+    kept in the checkpoint (a resumed training keeps it), and ``on_plan(epochs)`` hears it, so
+    a learning-rate schedule can end where training does.
     """
     path = out / CHECKPOINT
     state = FitState(best_state=copy.deepcopy(model.state_dict()))
@@ -370,16 +404,24 @@ def fit(
         state = load_checkpoint(
             path, model=model, optimizer=optimizer, generator=generator, device=device
         )
-        log(f"resumed from {path} after epoch {state.epoch + 1}/{epochs}")
-    for epoch in range(state.epoch + 1, epochs):
+        log(f"resumed from {path} after epoch {state.epoch + 1}/{state.planned_epochs or epochs}")
+        if state.planned_epochs and on_plan:
+            on_plan(state.planned_epochs)
+    epoch = state.epoch + 1
+    while epoch < (state.planned_epochs or epochs):
         if stop_after is not None and epoch >= stop_after:
-            raise TrainingPaused(epoch, epochs, path)
+            raise TrainingPaused(epoch, state.planned_epochs or epochs, path)
         started = time.perf_counter()
         stats = train_epoch(epoch)
+        validating = time.perf_counter()
         val = validate()
         row: dict[str, Any] = {"epoch": epoch, **{k: round(v, 6) for k, v in stats.items()}}
         row |= {f"val_{k}": round(v, 6) for k, v in val.items()}
         row["seconds"] = round(time.perf_counter() - started, 1)
+        if budget and state.planned_epochs is None:
+            state.planned_epochs = _plan(budget, epochs, epoch, started, validating)
+            if on_plan:
+                on_plan(state.planned_epochs)
         state.history.append(row)
         value = score(val)
         if value > state.best_score:
@@ -388,8 +430,23 @@ def fit(
         state.epoch = epoch
         save_checkpoint(path, model=model, optimizer=optimizer, generator=generator, state=state)
         shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds"))
-        log(f"epoch {epoch + 1}/{epochs}: {shown} ({row['seconds']} s)")
+        log(f"epoch {epoch + 1}/{state.planned_epochs or epochs}: {shown} ({row['seconds']} s)")
+        epoch += 1
     return state
+
+
+def _plan(budget: TimeBudget, asked: int, epoch: int, started: float, validating: float) -> int:
+    """The epochs in all that fit ``budget``, from the epoch that ran from ``started``."""
+    ended = time.perf_counter()
+    planned = budget.epochs(
+        done=epoch + 1, asked=asked, epoch_s=ended - started, validate_s=ended - validating
+    )
+    if planned < asked:
+        log(
+            f"time budget: {planned} of {asked} epochs fit (one took {ended - started:.1f} s); "
+            "the learning-rate schedule ends with them"
+        )
+    return planned
 
 
 # ------------------------------------------------------------------------ shared by commands

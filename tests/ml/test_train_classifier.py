@@ -53,6 +53,10 @@ def test_a_tiny_training_writes_a_card_that_validates_and_says_it_is_not_for_mar
     assert card.provenance["split"]["seed"] == 0
     assert "train cell-classifier" in card.provenance["command"]
     assert card.provenance["timings"]["cpu_s"] > 0
+    # The default budget is the 15 minutes; one tiny epoch fits it.
+    timings = card.provenance["timings"]
+    assert timings["time_budget_min"] == 15.0
+    assert timings["epochs_asked"] == timings["epochs_trained"] == 1
     expected = str(training_dtype(torch.device("cpu"))).removeprefix("torch.")
     assert card.provenance["timings"]["training_precision"] == (
         expected if expected != "None" else "fp32"

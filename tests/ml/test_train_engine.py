@@ -52,3 +52,86 @@ def test_a_checkpoint_resumes_only_while_its_sha256_matches(tmp_path) -> None:
     path.write_bytes(path.read_bytes() + b"tampered")
     with pytest.raises(TensorFileError, match="does not match checkpoint.pt"):
         load_checkpoint(path, device=torch.device("cpu"), **kwargs)
+
+
+class _Clock:
+    """A stand-in for ``time.perf_counter`` that moves only when an epoch says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _budgeted_fit(tmp_path, monkeypatch, *, budget_s: float, epoch_s: float, **kwargs):
+    from ml.train import engine
+
+    clock = _Clock()
+    monkeypatch.setattr(engine.time, "perf_counter", clock)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    ran: list[int] = []
+    plans: list[int] = []
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        ran.append(epoch)
+        clock.now += epoch_s
+        return {"loss": 1.0}
+
+    def validate() -> dict[str, float]:
+        clock.now += 1.0
+        return {"score": float(len(ran))}
+
+    state = engine.fit(
+        model,
+        optimizer,
+        epochs=10,
+        train_epoch=train_epoch,
+        validate=validate,
+        score=lambda val: val["score"],
+        out=tmp_path,
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+        budget=engine.TimeBudget(deadline=clock.now + budget_s, reserve_s=5.0),
+        on_plan=plans.append,
+        **kwargs,
+    )
+    return state, ran, plans
+
+
+def test_a_time_budget_plans_the_epochs_from_the_first_and_tells_the_schedule(
+    tmp_path, monkeypatch
+) -> None:
+    # 100 s: each epoch takes 10 s of training and 1 s of validation; 5 s plus two validations
+    # are kept for the final evaluation, so after the first epoch 82 s fit 7 more.
+    state, ran, plans = _budgeted_fit(tmp_path, monkeypatch, budget_s=100, epoch_s=10)
+    assert ran == list(range(8)) and plans == [8] and state.planned_epochs == 8
+
+
+def test_a_generous_budget_trains_every_epoch_asked_and_a_tight_one_at_least_one(
+    tmp_path, monkeypatch
+) -> None:
+    state, ran, _ = _budgeted_fit(tmp_path / "a", monkeypatch, budget_s=10_000, epoch_s=10)
+    assert len(ran) == 10 and state.planned_epochs == 10
+    state, ran, _ = _budgeted_fit(tmp_path / "b", monkeypatch, budget_s=5, epoch_s=10)
+    assert ran == [0] and state.planned_epochs == 1
+
+
+def test_a_resumed_training_keeps_the_plan_its_checkpoint_holds(tmp_path, monkeypatch) -> None:
+    from ml.train.engine import TrainingPaused
+
+    with pytest.raises(TrainingPaused):
+        _budgeted_fit(tmp_path, monkeypatch, budget_s=100, epoch_s=10, stop_after=3)
+    # Resumed on a machine twice as slow: the plan made in the first epoch still holds.
+    state, ran, plans = _budgeted_fit(tmp_path, monkeypatch, budget_s=100, epoch_s=20, resume=True)
+    assert ran == [3, 4, 5, 6, 7] and plans == [8] and state.planned_epochs == 8
+
+
+def test_a_negative_budget_is_refused_and_zero_means_none() -> None:
+    from ml.train.engine import TimeBudget
+
+    assert TimeBudget.minutes(0, started=0.0) is None
+    assert TimeBudget.minutes(15, started=10.0) == TimeBudget(deadline=910.0)
+    with pytest.raises(ValueError, match="negative"):
+        TimeBudget.minutes(-1, started=0.0)
