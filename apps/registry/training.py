@@ -115,6 +115,8 @@ TRAINERS: dict[str, Trainer] = {
             "limit_per_class": int,
             "seed": int,
             "backbone": str,
+            # Minutes of wall time the training may take (0: no budget; the default is 15).
+            "time_budget_min": float,
         },
         train=_train_cell_classifier,
     ),
@@ -138,8 +140,12 @@ def start_training(
         raise NotTrainable(f"unknown options {unknown}; {task} takes {sorted(trainer.options)}")
     for key, value in options.items():
         wanted = trainer.options[key]
-        if not isinstance(value, wanted) or (isinstance(value, bool) and wanted is not bool):
+        # JSON has one kind of number: 15 is a fine float. A bool is never a number here.
+        kinds = (int, float) if wanted is float else wanted
+        if not isinstance(value, kinds) or (isinstance(value, bool) and wanted is not bool):
             raise NotTrainable(f"option {key!r} must be {wanted.__name__}")
+        if wanted is float and value < 0:
+            raise NotTrainable(f"option {key!r} cannot be negative")
     with transaction.atomic():
         job = TrainingJob.objects.create(
             project_id=export.project_id,

@@ -82,7 +82,7 @@ def test_a_classifier_trained_on_consensus_cells_runs_once_activated_and_rolls_b
     (coco_file,) = [n for n in archive.namelist() if n.startswith("coco/")]
     assert len(json.loads(archive.read(coco_file))["annotations"]) == len(CELLS)
 
-    tiny = {"epochs": 1, "img_size": 32, "batch_size": 8}
+    tiny = {"epochs": 1, "img_size": 32, "batch_size": 8, "time_budget_min": 10}
     with sync_worker():
         started = api.post(
             "/api/models/training-jobs/", {"export": export["id"], "options": tiny}, format="json"
@@ -95,6 +95,7 @@ def test_a_classifier_trained_on_consensus_cells_runs_once_activated_and_rolls_b
     assert (trained.version, trained.is_active, trained.origin) == (2, False, "training")
     assert trained.manifest["slides"][0]["sha256"] == slide.sha256
     assert set(trained.card["classes"]) == {"myeloblast", "lymphocyte"}
+    assert trained.card["provenance"]["timings"]["time_budget_min"] == 10
 
     assert api.post(f"/api/models/{trained.pk}/activate/").json()["is_active"] is True
     first = _run_and_report(api, slide, sync_worker)

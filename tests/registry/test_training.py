@@ -54,6 +54,9 @@ def test_bad_training_requests_are_400_and_queue_nothing(
         ({"export": crops, "options": {"tiny": True}}, "unknown options"),
         ({"export": crops, "options": {"learning_rate": 1}}, "unknown options"),
         ({"export": crops, "options": {"epochs": "1"}}, "must be int"),
+        ({"export": crops, "options": {"time_budget_min": "15"}}, "must be float"),
+        ({"export": crops, "options": {"time_budget_min": True}}, "must be float"),
+        ({"export": crops, "options": {"time_budget_min": -1}}, "cannot be negative"),
     ]
     for body, reason in cases:
         response = _train(api, owner, body, sync_worker)
