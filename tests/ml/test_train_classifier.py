@@ -146,3 +146,11 @@ def test_training_autocasts_to_bf16_only_where_the_hardware_has_it() -> None:
     assert training_dtype(cpu) == (torch.bfloat16 if native else None)
     with pytest.raises(ValueError, match="precision"):
         training_dtype(cpu, "fp16")
+
+
+def test_the_default_input_is_what_the_budget_affords_in_each_precision() -> None:
+    from ml.train.cell_classifier import default_img_size, get_args_parser
+
+    assert default_img_size(torch.bfloat16) == 128 and default_img_size(None) == 96
+    args = get_args_parser().parse_args(["--data", "d", "--out", "o"])
+    assert args.img_size is None and args.time_budget_min == 15.0
