@@ -380,7 +380,7 @@ def default_img_size(autocast: torch.dtype | None) -> int:
     Measured on PBC's test split (seed 0), each run held to the budget: in bf16 (AVX-512 BF16)
     all 36 epochs at 128 px fit, for accuracy 0.859. In fp32 on an AVX2-only CPU 7 epochs fit
     at 128 px (about 120 s each; accuracy 0.823, validation macro-F1 0.791) and 12 at 96 px
-    (about 70 s each; 0.840 and 0.815).
+    (about 70 s each; 0.840 and 0.821).
     """
     return 128 if autocast is not None else 96
 
