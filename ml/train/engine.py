@@ -396,7 +396,8 @@ def fit(
 
     With a ``budget``, the first epoch's time decides how many of ``epochs`` fit. The plan is
     kept in the checkpoint (a resumed training keeps it), and ``on_plan(epochs)`` hears it, so
-    a learning-rate schedule can end where training does.
+    a learning-rate schedule can end where training does. Should the machine slow down so
+    much that the next epoch no longer fits, training stops early (the budget is a limit).
     """
     path = out / CHECKPOINT
     state = FitState(best_state=copy.deepcopy(model.state_dict()))
@@ -422,6 +423,10 @@ def fit(
             state.planned_epochs = _plan(budget, epochs, epoch, started, validating)
             if on_plan:
                 on_plan(state.planned_epochs)
+        elif budget and state.planned_epochs and epoch + 1 < state.planned_epochs:
+            state.planned_epochs = _no_room(
+                budget, state.planned_epochs, epoch, started, validating
+            )
         state.history.append(row)
         value = score(val)
         if value > state.best_score:
@@ -433,6 +438,21 @@ def fit(
         log(f"epoch {epoch + 1}/{state.planned_epochs or epochs}: {shown} ({row['seconds']} s)")
         epoch += 1
     return state
+
+
+def _no_room(
+    budget: TimeBudget, planned: int, epoch: int, started: float, validating: float
+) -> int:
+    """``planned``, or the epochs done when the machine slowed so much that not one more fits:
+    the budget is a limit, so training stops there (the best epoch so far is kept)."""
+    ended = time.perf_counter()
+    more = budget.epochs(
+        done=epoch + 1, asked=epoch + 2, epoch_s=ended - started, validate_s=ended - validating
+    )
+    if more > epoch + 1:
+        return planned
+    log(f"time budget: no room for epoch {epoch + 2} of {planned}; stopping after {epoch + 1}")
+    return epoch + 1
 
 
 def _plan(budget: TimeBudget, asked: int, epoch: int, started: float, validating: float) -> int:

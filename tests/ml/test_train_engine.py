@@ -64,7 +64,9 @@ class _Clock:
         return self.now
 
 
-def _budgeted_fit(tmp_path, monkeypatch, *, budget_s: float, epoch_s: float, **kwargs):
+def _budgeted_fit(
+    tmp_path, monkeypatch, *, budget_s: float, epoch_s: float, slower_s: float = 0.0, **kwargs
+):
     from ml.train import engine
 
     clock = _Clock()
@@ -76,7 +78,7 @@ def _budgeted_fit(tmp_path, monkeypatch, *, budget_s: float, epoch_s: float, **k
 
     def train_epoch(epoch: int) -> dict[str, float]:
         ran.append(epoch)
-        clock.now += epoch_s
+        clock.now += epoch_s + slower_s * epoch  # each epoch slower than the one before
         return {"loss": 1.0}
 
     def validate() -> dict[str, float]:
@@ -118,13 +120,23 @@ def test_a_generous_budget_trains_every_epoch_asked_and_a_tight_one_at_least_one
     assert ran == [0] and state.planned_epochs == 1
 
 
+def test_a_machine_that_slows_down_stops_training_before_it_overruns_the_budget(
+    tmp_path, monkeypatch
+) -> None:
+    # Planned after the first (10 s + 1 s): 8 epochs. Then each takes 10 s longer: after the
+    # third, 11 + 21 + 31 = 63 s are gone, and a fourth (41 s) would end past the 100 s.
+    state, ran, plans = _budgeted_fit(tmp_path, monkeypatch, budget_s=100, epoch_s=10, slower_s=10)
+    assert plans == [8] and ran == [0, 1, 2] and state.planned_epochs == 3
+
+
 def test_a_resumed_training_keeps_the_plan_its_checkpoint_holds(tmp_path, monkeypatch) -> None:
     from ml.train.engine import TrainingPaused
 
     with pytest.raises(TrainingPaused):
         _budgeted_fit(tmp_path, monkeypatch, budget_s=100, epoch_s=10, stop_after=3)
-    # Resumed on a machine twice as slow: the plan made in the first epoch still holds.
-    state, ran, plans = _budgeted_fit(tmp_path, monkeypatch, budget_s=100, epoch_s=20, resume=True)
+    # Resumed with a fresh 100 s: planning again would allow all 10 epochs asked, but the plan
+    # made in the first epoch (8) holds, so the schedule still ends where it was set to.
+    state, ran, plans = _budgeted_fit(tmp_path, monkeypatch, budget_s=100, epoch_s=10, resume=True)
     assert ran == [3, 4, 5, 6, 7] and plans == [8] and state.planned_epochs == 8
 
 
