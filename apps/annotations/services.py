@@ -208,8 +208,7 @@ class _Context:
         if aset.stage == Stage.CELL:
             keys = selectors.active_label_keys(slide.project_id)
             if aset.source in MACHINE_SOURCES:
-                # A classifier that cannot stage erythroblasts says so (ml.classes); a person
-                # stages.
+                # A classifier that cannot stage erythroblasts says so (ml.classes); people do.
                 keys.add(ERYTHROBLAST_UNSTAGED)
         return cls(aset, slide, frozenset(keys), slide.project.toi_tile_size)
 

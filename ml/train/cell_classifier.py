@@ -69,7 +69,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--time-budget-min",
         type=float,
         # The 15 minutes on a 2-core CPU. 36 epochs take 11.7 min where the CPU has
-        # native bf16, about 45 min in fp32 on an AVX2-only one: there fewer epochs fit.
+        # native bf16, 70-80 min in fp32 on an AVX2-only one (111-131 s per epoch at 128 px).
         default=15.0,
         help="the whole training's wall time: the first epoch's time decides how many of "
         "--epochs fit, and the learning rate decays over those (0: no budget)",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import math
 import os
 import platform
@@ -416,17 +417,12 @@ def fit(
         stats = train_epoch(epoch)
         validating = time.perf_counter()
         val = validate()
+        ended = time.perf_counter()
         row: dict[str, Any] = {"epoch": epoch, **{k: round(v, 6) for k, v in stats.items()}}
         row |= {f"val_{k}": round(v, 6) for k, v in val.items()}
-        row["seconds"] = round(time.perf_counter() - started, 1)
-        if budget and state.planned_epochs is None:
-            state.planned_epochs = _plan(budget, epochs, epoch, started, validating)
-            if on_plan:
-                on_plan(state.planned_epochs)
-        elif budget and state.planned_epochs and epoch + 1 < state.planned_epochs:
-            state.planned_epochs = _no_room(
-                budget, state.planned_epochs, epoch, started, validating
-            )
+        row["seconds"] = round(ended - started, 1)
+        if budget:
+            _keep_to(budget, state, epochs, epoch, ended - started, ended - validating, on_plan)
         state.history.append(row)
         value = score(val)
         if value > state.best_score:
@@ -440,33 +436,32 @@ def fit(
     return state
 
 
-def _no_room(
-    budget: TimeBudget, planned: int, epoch: int, started: float, validating: float
-) -> int:
-    """``planned``, or the epochs done when the machine slowed so much that not one more fits:
-    the budget is a limit, so training stops there (the best epoch so far is kept)."""
-    ended = time.perf_counter()
-    more = budget.epochs(
-        done=epoch + 1, asked=epoch + 2, epoch_s=ended - started, validate_s=ended - validating
-    )
-    if more > epoch + 1:
-        return planned
-    log(f"time budget: no room for epoch {epoch + 2} of {planned}; stopping after {epoch + 1}")
-    return epoch + 1
-
-
-def _plan(budget: TimeBudget, asked: int, epoch: int, started: float, validating: float) -> int:
-    """The epochs in all that fit ``budget``, from the epoch that ran from ``started``."""
-    ended = time.perf_counter()
-    planned = budget.epochs(
-        done=epoch + 1, asked=asked, epoch_s=ended - started, validate_s=ended - validating
-    )
-    if planned < asked:
-        log(
-            f"time budget: {planned} of {asked} epochs fit (one took {ended - started:.1f} s); "
-            "the learning-rate schedule ends with them"
-        )
-    return planned
+def _keep_to(
+    budget: TimeBudget,
+    state: FitState,
+    asked: int,
+    epoch: int,
+    epoch_s: float,
+    validate_s: float,
+    on_plan: Callable[[int], None] | None,
+) -> None:
+    """Plan ``state.planned_epochs`` after the first epoch (``on_plan`` hears it); later, cut
+    it to the epochs done when the machine slowed so much that not one more fits (the budget
+    is a limit; the best epoch so far is kept)."""
+    done = epoch + 1
+    fit_in = functools.partial(budget.epochs, done=done, epoch_s=epoch_s, validate_s=validate_s)
+    if state.planned_epochs is None:
+        state.planned_epochs = fit_in(asked=asked)
+        if state.planned_epochs < asked:
+            log(
+                f"time budget: {state.planned_epochs} of {asked} epochs fit (one took "
+                f"{epoch_s:.1f} s); the learning-rate schedule ends with them"
+            )
+        if on_plan:
+            on_plan(state.planned_epochs)
+    elif done < state.planned_epochs and fit_in(asked=done + 1) == done:
+        log(f"time budget: no room for epoch {done + 1} of {state.planned_epochs}; stopping")
+        state.planned_epochs = done
 
 
 # ------------------------------------------------------------------------ shared by commands
