@@ -96,7 +96,8 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
     try:
         if args.trainer == "cell-classifier":
-            cell_classifier.run(args, command)
+            # Its own process: the budget and the card count from the process's start.
+            cell_classifier.run(args, command, whole_process=True)
         for name, module, _ in _TRAINERS:
             if args.trainer == name:
                 module.run(args, command)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +14,8 @@ import torch
 from ml.datasets.cells import load_labelled_cells
 from ml.train.engine import augment, classification_figures, cosine_schedule, to_input
 from tests.ml.data import PBC_DIR
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_augmentations_keep_shape_and_range_and_follow_the_seed() -> None:
@@ -147,3 +154,20 @@ def test_a_negative_budget_is_refused_and_zero_means_none() -> None:
     assert TimeBudget.minutes(15, started=10.0) == TimeBudget(deadline=910.0)
     with pytest.raises(ValueError, match="negative"):
         TimeBudget.minutes(-1, started=0.0)
+
+
+def test_a_command_counts_its_time_from_its_process_start() -> None:
+    from ml.train.engine import process_started
+
+    # This process started before the test did, so its start lies in the past.
+    assert process_started() < time.perf_counter()
+    # A fresh interpreter that sleeps 1.5 s before it imports anything sees its start at least
+    # that long ago: the imports and the sleep are counted, as /usr/bin/time counts them.
+    code = (
+        "import time; time.sleep(1.5); from ml.train.engine import process_started; "
+        "print(time.perf_counter() - process_started())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert 1.5 <= float(done.stdout) < 60
