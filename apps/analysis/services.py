@@ -302,7 +302,6 @@ def _store_front(run: AnalysisRun, front: FrontResult) -> list[int]:
         timings={**locked.timings, **front.timings},
         lease_expires=None,
     )
-    size = max(1, run.chunk_size)
     # A queued chunk's lease is the time by which a worker should have taken it: a worker that
     # died with tasks fetched ahead from the broker loses them, and the sweep queues them again.
     deadline = timezone.now() + _lease()
@@ -310,12 +309,29 @@ def _store_front(run: AnalysisRun, front: FrontResult) -> list[int]:
         AnalysisChunk(
             run=run,
             index=i,
-            tiles=[_tile_dict(t) for t in front.tois[s : s + size]],
+            tiles=[_tile_dict(t) for t in front.tois[start:end]],
             lease_expires=deadline,
         )
-        for i, s in enumerate(range(0, len(front.tois), size))
+        for i, (start, end) in enumerate(chunk_spans(len(front.tois), run.chunk_size))
     )
     return [c.pk for c in chunks]
+
+
+def chunk_spans(tiles: int, size: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of each chunk of ``tiles`` TOIs: ``size`` tiles each, tapering at the end.
+
+    Once at most two full chunks are left, each chunk takes half of what remains, down to
+    single tiles (8, 5, 2, 1, 1 for the last 17 tiles at size 8). The run ends when its slowest
+    worker does, and a worker that takes the last full chunk while the others run out of work
+    leaves them idle for up to a whole chunk; halving bounds that wait by about one tile.
+    """
+    size, spans, start = max(1, size), [], 0
+    while start < tiles:
+        left = tiles - start
+        step = size if left > 2 * size else min(size, -(-left // 2))
+        spans.append((start, start + step))
+        start += step
+    return spans
 
 
 def _tile_dict(tile: Tile) -> dict[str, int]:
