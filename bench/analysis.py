@@ -20,7 +20,9 @@ cached under ``var/bench/``), with the models in MODEL_DIR or the baselines:
 
 The app runs in its own state folder (``var/bench/analysis-var``: SQLite and the ORM broker,
 the embedded default) unless DATABASE_URL / REDIS_URL are set. Workers are started and warm
-(models built) before the clock starts. Usage: ``python bench/analysis.py [--size 6400] [--chunk 2]``.
+(models built) before the clock starts. Each figure is the median over ``--rounds`` rounds, each
+round timing every configuration back to back (the rounds' ratios are printed too). Usage:
+``python bench/analysis.py [--size 6400] [--chunk 2] [--rounds 3]``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -217,6 +220,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=6400)
     parser.add_argument("--chunk", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="medians over this many rounds")
     args = parser.parse_args()
     path = smear(args.size)
     env = environment(args.chunk)
@@ -241,14 +245,18 @@ def main() -> None:
 
     config = PipelineConfig()
     load_before = os.getloadavg()
-    t, cpu = time.perf_counter(), time.process_time()
-    direct = analyse(
-        path,
-        models_dir=settings.MODEL_DIR if settings.MODEL_DIR.is_dir() else None,
-        device=env["ANALYSIS_DEVICE"],
-        config=config,
-    )
-    library_s, library_cpu_s = time.perf_counter() - t, time.process_time() - cpu
+
+    def library() -> tuple[Any, float, float]:
+        t, cpu = time.perf_counter(), time.process_time()
+        direct = analyse(
+            path,
+            models_dir=settings.MODEL_DIR if settings.MODEL_DIR.is_dir() else None,
+            device=env["ANALYSIS_DEVICE"],
+            config=config,
+        )
+        return direct, time.perf_counter() - t, time.process_time() - cpu
+
+    direct, *_ = library()  # warms the caches and builds the slide's pyramid reads once
 
     user, _ = get_user_model().objects.get_or_create(username="analysis-bench")
     # Runs an interrupted bench left behind would be swept back into the queue: stop them.
@@ -263,35 +271,57 @@ def main() -> None:
     logs = STATE / "logs"
     logs.mkdir(exist_ok=True)
     cores = os.cpu_count() or 1
-    one_s, lat1, peak1, cells1, cpu1 = timed_run(slide, user, env, logs, workers=1, threads=cores)
-    # The same lone worker held to one core, as each of the two below is: what adding a worker
-    # with its own share of the machine buys (scale-out at a fixed share per worker).
-    one_core_s, *_ = timed_run(slide, user, env, logs, workers=1, threads=max(1, cores // 2))
-    two_s, lat2, peak2, cells2, cpu2 = timed_run(
-        slide, user, env, logs, workers=2, threads=max(1, cores // 2)
-    )
-    assert cells1 == cells2 == len(direct.cells), (cells1, cells2, len(direct.cells))
-    lat = lat1 + lat2
+    half = max(1, cores // 2)
+    rounds: list[dict[str, float]] = []
+    lat: list[float] = []
+    peak = 0.0
+    for _ in range(args.rounds):
+        # One round times every configuration back to back, so each ratio compares runs made
+        # within a minute of each other on this machine, whose speed drifts by itself.
+        _, library_s, library_cpu_s = library()
+        one_s, lat1, peak1, cells1, cpu1 = timed_run(
+            slide, user, env, logs, workers=1, threads=cores
+        )
+        # The lone worker held to one core, as each of the two below is: what adding a worker
+        # with its own share of the machine buys (scale-out at a fixed share per worker).
+        one_core_s, *_ = timed_run(slide, user, env, logs, workers=1, threads=half)
+        two_s, lat2, peak2, cells2, cpu2 = timed_run(
+            slide, user, env, logs, workers=2, threads=half
+        )
+        assert cells1 == cells2 == len(direct.cells), (cells1, cells2, len(direct.cells))
+        lat += lat1 + lat2
+        peak = max(peak, peak1, peak2)
+        rounds.append(
+            {
+                "app_vs_library": one_s / library_s,
+                "two_workers_speedup": one_s / two_s,
+                "two_workers_speedup_at_one_core_each": one_core_s / two_s,
+                "library_s": library_s,
+                "one_worker_s": one_s,
+                "one_worker_one_core_s": one_core_s,
+                "two_workers_s": two_s,
+                # The machine may be shared: CPU seconds say how far to trust the walls.
+                "library_cpu_s": library_cpu_s,
+                "one_worker_cpu_s": cpu1,
+                "two_workers_cpu_s": cpu2,
+            }
+        )
+    figures: dict[str, Any] = {
+        key: round(float(np.median([r[key] for r in rounds])), 3) for key in rounds[0]
+    }
+    figures["progress_latency_p95_s"] = round(float(np.percentile(lat, 95)), 3) if lat else None
+    figures["peak_worker_rss_mb"] = round(peak, 1)
+    for key in ("app_vs_library", "two_workers_speedup", "two_workers_speedup_at_one_core_each"):
+        figures[f"{key}_rounds"] = [round(r[key], 3) for r in rounds]
     print(
         json.dumps(
-            {
-                "app_vs_library": round(one_s / library_s, 3),
-                "two_workers_speedup": round(one_s / two_s, 3),
-                "two_workers_speedup_at_one_core_each": round(one_core_s / two_s, 3),
-                "progress_latency_p95_s": round(float(np.percentile(lat, 95)), 3) if lat else None,
-                "peak_worker_rss_mb": round(max(peak1, peak2), 1),
-                "library_s": round(library_s, 2),
-                "one_worker_s": round(one_s, 2),
-                "two_workers_s": round(two_s, 2),
-                "one_worker_one_core_s": round(one_core_s, 2),
-                # The machine may be shared: CPU seconds and the load say how far to trust walls.
-                "library_cpu_s": round(library_cpu_s, 2),
-                "one_worker_cpu_s": round(cpu1, 2),
-                "two_workers_cpu_s": round(cpu2, 2),
+            figures
+            | {
+                "rounds": len(rounds),
                 "load_avg_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
                 "cores": cores,
-                "threads_per_worker": {"one": cores, "two": max(1, cores // 2)},
-                "cells": cells1,
+                "threads_per_worker": {"one": cores, "one_core": half, "two": half},
+                "cells": len(direct.cells),
                 "tois": sum(d.keep for d in direct.tiles),
                 "chunk_size": args.chunk,
                 "slide_px": args.size,
