@@ -168,3 +168,22 @@ def test_bccd_red_cells_and_platelets_are_not_returned(bccd_scores: WbcDetection
     assert bccd_scores.red_cell_hits == 0
     # BloodImage_00135's white cell is boxed as "Platelets" upstream; it is the one hit allowed.
     assert bccd_scores.platelet_hits <= 1
+
+
+def test_each_pixel_goes_to_the_nucleus_an_exact_transform_finds_nearest(
+    bccd: dict[str, BccdSample],
+) -> None:
+    from ml.baselines.cells import CellSegParams, _nearest_nucleus, _nuclei, _Scale
+
+    # A 2x2 mosaic of real photos: many nuclei, some close enough to compete for a pixel.
+    photos = [bccd[stem].image() for stem in sorted(bccd)[:4]]
+    image = np.vstack([np.hstack(photos[:2]), np.hstack(photos[2:])])
+    nuclei = _nuclei(image, CellSegParams(), _Scale(BCCD_MPP))
+    assert nuclei.max() >= 4
+    distance, nearest = _nearest_nucleus(nuclei)
+    exact, (iy, ix) = ndi.distance_transform_edt(nuclei == 0, return_indices=True)
+    np.testing.assert_allclose(distance, exact, atol=1e-3)
+    # Only a tie between two nuclei may go the other way.
+    reach = exact <= CellSegParams().max_cytoplasm_um / BCCD_MPP
+    assert np.mean(nearest[reach] != nuclei[iy, ix][reach]) < 1e-3
+    assert np.array_equal(nearest[nuclei > 0], nuclei[nuclei > 0])
