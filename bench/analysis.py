@@ -13,7 +13,7 @@ cached under ``var/bench/``), with the models in MODEL_DIR or the baselines:
 - ``two_workers_speedup_at_one_core_each``: the same, with the lone worker held to the share
   each of the two gets (one core here): what a second worker with its own share of the machine
   adds, as a second GPU machine would. Printed beside the target, not in its place: a lone
-  worker given both cores already uses about 1.2 of them (OpenCV and torch threads, read-ahead).
+  worker given both cores already uses 1.2-1.4 of them (OpenCV and torch threads, read-ahead).
 - ``progress_latency_p95_s``: chunk done (its ``finished_at``) -> the websocket client sees the
   progress that includes it; p95 over the chunks of both runs. Target <= 1.0.
 - ``peak_worker_rss_mb``: the largest resident memory of any worker process. Target < 4,096.
