@@ -256,7 +256,7 @@ def main() -> None:
         )
         return direct, time.perf_counter() - t, time.process_time() - cpu
 
-    direct, *_ = library()  # warms the caches and builds the slide's pyramid reads once
+    direct, *_ = library()  # untimed: warms the caches; every app run must match its cells
 
     user, _ = get_user_model().objects.get_or_create(username="analysis-bench")
     # Runs an interrupted bench left behind would be swept back into the queue: stop them.

@@ -464,8 +464,8 @@ def _provenance(
 
 
 def run(args: argparse.Namespace, command: str, *, whole_process: bool = False) -> ModelCard:
-    """:func:`main` with the parsed arguments spelled out (the CLI's entry point, which counts
-    the ``whole_process``)."""
+    """:func:`main` with the parsed arguments spelled out; the CLI, the training's own process,
+    passes ``whole_process`` so its times and budget count from that process's start."""
     return main(
         data=args.data,
         out=args.out,
