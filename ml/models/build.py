@@ -13,6 +13,8 @@ from typing import Any
 import timm
 from torch import nn
 
+from ml.models.efficientnet_lite import HEAD_PREFIX as LITE_HEAD
+from ml.models.efficientnet_lite import build_efficientnet_lite
 from ml.models.mae import build_mae_vit_b, build_mae_vit_tiny
 from ml.models.sam import build_sam_tiny, build_sam_vit_b, build_sam_vit_h, build_sam_vit_l
 from ml.models.sam_lite import build_lite_medsam
@@ -110,7 +112,21 @@ MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "mae_vit_b": build_mae_vit_b,
     "mae_vit_tiny": build_mae_vit_tiny,
     "timm_classifier": build_timm_classifier,
+    "efficientnet_lite": build_efficientnet_lite,
 }
+
+#: The classifier head's parameter prefix, where it is not ``head.`` (MAE's ViTs): the part a
+#: fine-tuned classifier replaces when it starts from an encoder card.
+CLASSIFIER_HEADS: dict[str, str] = {"efficientnet_lite": LITE_HEAD}
+
+#: Architectures whose input side is a free config value (``img_size``), not fixed by their
+#: weights: an encoder card of one of these fine-tunes at any side.
+ANY_INPUT_SIZE = frozenset({"efficientnet_lite"})
+
+
+def classifier_head(architecture: str) -> str:
+    """The parameter prefix of ``architecture``'s classifier head."""
+    return CLASSIFIER_HEADS.get(architecture, "head.")
 
 
 class UnknownArchitectureError(KeyError):

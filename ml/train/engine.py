@@ -41,6 +41,7 @@ from ml.cards import (
 )
 from ml.device import autocast_to
 from ml.metrics import auroc, classification_report, confusion_matrix, macro_auroc
+from ml.models.build import classifier_head
 
 #: ``lr_at(step)`` for a global step counted from 0.
 LrSchedule = Callable[[int], float]
@@ -486,10 +487,16 @@ def _keep_to(
 
 def load_weights_except_head(model: nn.Module, encoder: ModelCard) -> None:
     """Load a pre-trained encoder card's weights (sha256 checked) into ``model``: every weight
-    but the new classifier ``head``. Raises :class:`ModelCardError` when they do not fit."""
-    state = load_model(encoder, torch.device("cpu")).state_dict()
+    but the new classifier head (:func:`ml.models.build.classifier_head`; an ImageNet encoder
+    has one of its own, which is dropped). Raises :class:`ModelCardError` when they do not fit."""
+    head = classifier_head(encoder.architecture)
+    state = {
+        key: value
+        for key, value in load_model(encoder, torch.device("cpu")).state_dict().items()
+        if not key.startswith(head)
+    }
     missing, unexpected = model.load_state_dict(state, strict=False)
-    stray = [k for k in missing if not k.startswith("head.")] + list(unexpected)
+    stray = [k for k in missing if not k.startswith(head)] + list(unexpected)
     if stray:
         raise ModelCardError(encoder.path, "weights", f"do not fit the classifier: {stray[:5]}")
 

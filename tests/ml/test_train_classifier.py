@@ -1,7 +1,8 @@
 """``python -m ml train cell-classifier`` on a few real PBC cells: a card that loads and works.
 
 The full training is a benchmark (bench/classifier.py), never a test: these runs use four cells
-per class, 32 px images and one epoch.
+per class, 32 px images and one epoch. The default starts from EfficientNet-Lite0's ImageNet
+weights (``--init imagenet``); ``--backbone`` alone trains a timm model from random weights.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from ml.device import training_dtype
 from ml.models.predictors import CellClassifier
 from ml.pipeline import PipelineConfig, analyse, build_stages
 from ml.pyramid import build_mosaic_slide
+from ml.train.cell_classifier import ENCODER_IMG_SIZE, get_args_parser, resolve_init
+from ml.zoo import IMAGENET_SHA256, imagenet_encoder_card
 from tests.ml.data import BCCD_DIR, PBC_DIR
 
 CPU = torch.device("cpu")
@@ -44,9 +47,16 @@ def test_a_tiny_training_writes_a_card_that_validates_and_says_it_is_not_for_mar
     trained: Path,
 ) -> None:
     card = load_card(trained)
-    assert card.name == "starter-pbc-resnet18-NOT-MARROW-VALIDATED"
-    assert card.task == "cell_classification" and card.architecture == "timm_classifier"
-    assert card.config == {"backbone": "resnet18", "num_classes": 11, "img_size": 32}
+    assert card.name == "starter-pbc-efficientnet-lite0-imagenet-1k-NOT-MARROW-VALIDATED"
+    assert card.task == "cell_classification" and card.architecture == "efficientnet_lite"
+    assert card.config == {"variant": "efficientnet-lite0", "num_classes": 11, "img_size": 32}
+    assert card.input_size == 32
+    assert card.provenance["pretrained"] == {
+        "card": "efficientnet-lite0-imagenet-1k",
+        "weights_sha256": IMAGENET_SHA256,
+    }
+    assert "pre-trained encoder efficientnet-lite0-imagenet-1k" in card.provenance["source"]
+    assert card.normalisation == imagenet_encoder_card().normalisation
     assert card.provenance["validated_on_marrow"] is False
     assert "peripheral blood" in card.provenance["dataset"]["tissue"]
     assert card.provenance["dataset"]["licence"] == "CC BY 4.0"
@@ -120,6 +130,31 @@ def test_a_count_by_the_pbc_classifier_names_the_classes_it_cannot_recognise(
     counted = sum(label in COUNTED_KEYS or label == ERYTHROBLAST_UNSTAGED for label in labels)
     assert result.dcc.total_counted == counted  # "others" never enters the count
     assert result.dcc.non_counted["others"] == labels.count("others")
+
+
+def test_a_backbone_alone_trains_that_timm_model_from_random_weights(tmp_path: Path) -> None:
+    assert _train(tmp_path, "--backbone", "resnet18") == 0
+    card = load_card(tmp_path / "starter-pbc-resnet18-NOT-MARROW-VALIDATED.json")
+    assert card.architecture == "timm_classifier"
+    assert card.config == {"backbone": "resnet18", "num_classes": 11, "img_size": 32}
+    assert card.provenance["pretrained"] is False
+    assert "resnet18 trained from random weights" in card.provenance["source"]
+
+
+def test_with_neither_init_nor_backbone_training_starts_from_imagenet() -> None:
+    args = get_args_parser().parse_args(["--data", "d", "--out", "o"])
+    assert resolve_init(args.init, args.backbone) == ("imagenet", "resnet18")
+    assert resolve_init("none", None) == (None, "resnet18")
+    assert resolve_init(None, "convnext_atto") == (None, "convnext_atto")
+    assert ENCODER_IMG_SIZE == 112
+
+
+def test_an_encoder_and_a_backbone_together_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(tmp_path / "o", "--init", "imagenet", "--backbone", "resnet18") == 1
+    assert "--backbone trains from random weights" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_non_finite_loss_stops_training_with_a_clear_error_and_writes_nothing(
