@@ -448,7 +448,8 @@ def resolve_init(init: str | None, backbone: str | None) -> tuple[Path | str | N
 
 
 def default_img_size(autocast: torch.dtype | None) -> int:
-    """The input side the 15-minute budget affords on 2 cores: 128 px in bf16, 96 px in fp32.
+    """The input side the 15-minute budget affords a timm backbone from random weights on 2
+    cores: 128 px in bf16, 96 px in fp32 (an ImageNet start uses :data:`ENCODER_IMG_SIZE`).
 
     Measured on PBC's test split (seed 0), each run held to the budget: in bf16 (AVX-512 BF16)
     all 36 epochs at 128 px fit, for accuracy 0.859. In fp32 on an AVX2-only CPU 7 epochs fit
