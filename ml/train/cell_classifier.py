@@ -300,7 +300,7 @@ def main(
         provenance=_provenance(
             data,
             cells,
-            _start_label(encoder, backbone),
+            encoder.architecture if encoder else backbone,
             split,
             command,
             timings,
@@ -513,7 +513,11 @@ def _provenance(
     return {
         "source": (
             f"{backbone} trained from "
-            + (f"the pre-trained encoder {encoder.name}" if encoder else "random weights")
+            + (
+                f"the pre-trained encoder {encoder.name} ({encoder.provenance['source']})"
+                if encoder
+                else "random weights"
+            )
             + f" on {len(cells.labels)} expert-labelled "
             + ("PERIPHERAL BLOOD cells (PBC); never validated on bone marrow" if pbc else "cells")
         ),

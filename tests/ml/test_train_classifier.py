@@ -55,7 +55,9 @@ def test_a_tiny_training_writes_a_card_that_validates_and_says_it_is_not_for_mar
         "card": "efficientnet-lite0-imagenet-1k",
         "weights_sha256": IMAGENET_SHA256,
     }
-    assert "pre-trained encoder efficientnet-lite0-imagenet-1k" in card.provenance["source"]
+    source = card.provenance["source"]
+    assert source.startswith("efficientnet_lite trained from the pre-trained encoder ")
+    assert "efficientnet-lite0-imagenet-1k (EfficientNet-Lite0 ImageNet-1k weights" in source
     assert card.normalisation == imagenet_encoder_card().normalisation
     assert card.provenance["validated_on_marrow"] is False
     assert "peripheral blood" in card.provenance["dataset"]["tissue"]
