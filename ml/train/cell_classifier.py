@@ -414,18 +414,17 @@ def _input_side(
     img_size: int | None, encoder: ModelCard | None, autocast: torch.dtype | None
 ) -> int:
     """The training side: an MAE ViT's is fixed by its encoder; any other model takes
-    ``img_size`` or the budget's default (:func:`default_img_size`)."""
-    if img_size is not None and (encoder is None or encoder.architecture in ANY_INPUT_SIZE):
+    ``img_size``, else its default (:data:`ENCODER_IMG_SIZE`, :func:`default_img_size`)."""
+    if encoder is not None and encoder.architecture not in ANY_INPUT_SIZE:
+        if img_size not in (None, encoder.input_size):
+            raise ValueError(
+                f"the encoder {encoder.name} takes {encoder.input_size} px only, "
+                f"not --img-size {img_size}"
+            )
+        return encoder.input_size
+    if img_size is not None:
         return img_size
-    if encoder is None:
-        return default_img_size(autocast)
-    if encoder.architecture in ANY_INPUT_SIZE:
-        return ENCODER_IMG_SIZE
-    if img_size not in (None, encoder.input_size):
-        raise ValueError(
-            f"the encoder {encoder.name} takes {encoder.input_size} px only, not --img-size {img_size}"
-        )
-    return encoder.input_size
+    return ENCODER_IMG_SIZE if encoder is not None else default_img_size(autocast)
 
 
 def _start_label(encoder: ModelCard | None, backbone: str) -> str:

@@ -88,3 +88,13 @@ def test_init_refuses_a_card_that_is_not_an_encoder(
             "--out", str(tmp_path / "o"), "--init", str(card.path), "--no-progress"]  # fmt: skip
     assert main(args) == 1
     assert "--init needs a 'cell_encoder' card" in capsys.readouterr().err
+
+
+def test_a_vit_encoder_refuses_another_input_side(
+    trained: Path, bccd_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "cell-classifier", "--data", str(bccd_export), "--out", str(tmp_path / "o"),
+            "--init", str(trained), "--img-size", "32", "--no-progress"]  # fmt: skip
+    assert main(args) == 1
+    assert "takes 64 px only, not --img-size 32" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
