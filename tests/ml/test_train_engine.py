@@ -171,3 +171,99 @@ def test_a_command_counts_its_time_from_its_process_start() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert 1.5 <= float(done.stdout) < 60
+
+
+def _batchnormed() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+
+
+def test_a_weight_average_follows_the_weights_and_the_batchnorm_statistics() -> None:
+    from ml.train.engine import weight_average
+
+    model = _batchnormed()
+    average = weight_average(model, 0.9)
+    average.update_parameters(model)  # the first update copies the model
+    before = {k: v.clone() for k, v in average.module.state_dict().items()}
+    with torch.no_grad():
+        model[0].weight += 1.0
+        model(torch.randn(8, 3))  # train mode: the running statistics move
+    average.update_parameters(model)
+    after, now = average.module.state_dict(), model.state_dict()
+    for key in ("0.weight", "1.running_mean", "1.running_var"):
+        assert torch.allclose(after[key], 0.9 * before[key] + 0.1 * now[key]), key
+    assert not torch.allclose(after["0.weight"], now["0.weight"])
+
+
+def test_a_weight_average_decay_lies_between_zero_and_one() -> None:
+    from ml.train.engine import check_decay, weight_average
+
+    for decay in (0.0, 1.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="strictly between 0 and 1"):
+            weight_average(_batchnormed(), decay)
+    check_decay(0.99)
+
+
+def _averaged_fit(out: Path, **kwargs):
+    """Three epochs of two steps each on a tiny model, with a weight average; the validation
+    score rises with every epoch, so the best epoch is the last one run."""
+    from ml.train import engine
+
+    torch.manual_seed(0)
+    model = _batchnormed()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    average = engine.weight_average(model, 0.5)
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 3), torch.randn(16, 4)
+
+    def loss_of(idx: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(model(x[idx]), y[idx])
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        model.train()
+        return engine.train_steps(
+            loss_of, 16, optimizer=optimizer, batch_size=8, lr_at=lambda step: 0.1,
+            epoch=epoch, generator=generator, progress=False,
+            after_step=lambda: average.update_parameters(model),
+        )  # fmt: skip
+
+    state = engine.fit(
+        model, optimizer, epochs=3, train_epoch=train_epoch,
+        validate=lambda: {"score": float(average.n_averaged)}, score=lambda val: val["score"],
+        out=out, generator=generator, device=torch.device("cpu"), average=average, **kwargs,
+    )  # fmt: skip
+    return state, model, average
+
+
+def test_with_a_weight_average_the_kept_state_is_the_average_and_a_resume_restores_it(
+    tmp_path,
+) -> None:
+    from ml.train.engine import TrainingPaused
+
+    whole, model, average = _averaged_fit(tmp_path / "whole")
+    assert int(average.n_averaged) == 6  # every step updated it
+    kept = average.module.state_dict()
+    assert all(torch.equal(whole.best_state[k], kept[k]) for k in kept)
+    assert not torch.equal(whole.best_state["0.weight"], model.state_dict()["0.weight"])
+    # Paused after one epoch and resumed: the average picks up where it stood, so the run ends
+    # on the same average as the uninterrupted one.
+    with pytest.raises(TrainingPaused):
+        _averaged_fit(tmp_path / "paused", stop_after=1)
+    resumed, _, again = _averaged_fit(tmp_path / "paused", resume=True)
+    assert int(again.n_averaged) == 6
+    assert all(torch.equal(resumed.best_state[k], whole.best_state[k]) for k in kept)
+
+
+def test_a_checkpoint_without_an_average_does_not_resume_one(tmp_path) -> None:
+    from ml.cards import TensorFileError
+    from ml.train.engine import FitState, load_checkpoint, save_checkpoint, weight_average
+
+    model = _batchnormed()
+    optimizer = torch.optim.AdamW(model.parameters())
+    generator = torch.Generator().manual_seed(0)
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, model=model, optimizer=optimizer, generator=generator, state=FitState(0))
+    with pytest.raises(TensorFileError, match="holds no weight average"):
+        load_checkpoint(
+            path, model=model, optimizer=optimizer, generator=generator,
+            device=torch.device("cpu"), average=weight_average(model, 0.9),
+        )  # fmt: skip
