@@ -3,8 +3,8 @@
 Run from the repository root: ``python -m bench.classifier [--threads N] [--card CARD.json]``.
 Without ``--card`` it runs the full default training (``python -m ml train cell-classifier``:
 EfficientNet-Lite0 fine-tuned from its ImageNet weights at 112 px, at most 36 epochs in a
-15-minute budget) into a temporary folder; with ``--card`` it reads the figures a previous run
-wrote on its card.
+15-minute budget, a moving average of the weights kept) into a temporary folder; with
+``--card`` it reads the figures a previous run wrote on its card.
 Prints one JSON line: ``cls_test_accuracy``, ``cls_test_macro_f1`` (targets >= 0.90, >= 0.85),
 ``cls_train_minutes`` (wall, target <= 15), ``cls_train_cpu_minutes`` (CPU time of the
 process, all threads; on a shared machine the wall time is inflated by other load, the CPU

@@ -21,7 +21,12 @@ from ml.device import training_dtype
 from ml.models.predictors import CellClassifier
 from ml.pipeline import PipelineConfig, analyse, build_stages
 from ml.pyramid import build_mosaic_slide
-from ml.train.cell_classifier import ENCODER_IMG_SIZE, get_args_parser, resolve_init
+from ml.train.cell_classifier import (
+    EMA_DECAY,
+    ENCODER_IMG_SIZE,
+    get_args_parser,
+    resolve_init,
+)
 from ml.zoo import IMAGENET_SHA256, imagenet_encoder_card
 from tests.ml.data import BCCD_DIR, PBC_DIR
 
@@ -77,6 +82,8 @@ def test_a_tiny_training_writes_a_card_that_validates_and_says_it_is_not_for_mar
     assert card.provenance["centre_crop"] == 0.7
     assert "central square of 70%" in card.provenance["framing"]
     assert ERYTHROBLAST_UNSTAGED in card.classes and "others" in card.classes
+    # The weights kept are a moving average of the training's, and the card says so.
+    assert card.provenance["weight_average"]["decay"] == EMA_DECAY == 0.99
 
 
 def test_the_card_holds_validation_and_test_figures_and_the_validation_confusion_matrix(
@@ -141,6 +148,33 @@ def test_a_backbone_alone_trains_that_timm_model_from_random_weights(tmp_path: P
     assert card.config == {"backbone": "resnet18", "num_classes": 11, "img_size": 32}
     assert card.provenance["pretrained"] is False
     assert "resnet18 trained from random weights" in card.provenance["source"]
+
+
+def test_without_a_weight_average_the_card_keeps_the_epoch_itself(tmp_path: Path) -> None:
+    assert _train(tmp_path, "--ema-decay", "0") == 0
+    (card,) = tmp_path.glob("*.json")
+    assert load_card(card).provenance["weight_average"] is None
+
+
+def test_a_weight_average_decay_outside_zero_to_one_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(tmp_path / "o", "--ema-decay", "1.5") == 1
+    assert "decay lies strictly between 0 and 1" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_paused_and_resumed_training_ends_on_the_same_averaged_weights(tmp_path: Path) -> None:
+    two = ["--epochs", "2", "--time-budget-min", "0"]
+    assert _train(tmp_path / "whole", *two) == 0
+    assert _train(tmp_path / "paused", *two, "--stop-after-epoch", "1") == 0
+    assert not list((tmp_path / "paused").glob("*.json"))
+    assert _train(tmp_path / "paused", *two, "--resume") == 0
+    whole, resumed = (
+        load_model(load_card(next((tmp_path / run).glob("*.json"))), CPU).state_dict()
+        for run in ("whole", "paused")
+    )
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
 def test_with_neither_init_nor_backbone_training_starts_from_imagenet() -> None:
