@@ -51,6 +51,7 @@ from ml.train.engine import (
     environment,
     evaluate,
     fit,
+    kept_model,
     load_weights_except_head,
     log,
     process_started,
@@ -71,9 +72,10 @@ INIT_NONE = "none"
 DEFAULT_BACKBONE = "resnet18"
 #: The side an ImageNet encoder fine-tunes at by default. EfficientNet-Lite0 trains at 13-16 ms
 #: per image at 112 px on 2 cores, in bf16 or fp32 alike, so 20-25 epochs fit the 15-minute
-#: budget (PBC test accuracy 0.89-0.92 here over two splits, see EMA_DECAY). On an H200, 28 recipes side by side with this code
-#: showed more epochs helping more than a finer input: 0.90 after 16 epochs at 128 px, 0.91
-#: after 40; 0.89-0.90 at 160-224 px in the epochs 2 cores afford.
+#: budget (PBC test accuracy 0.89-0.92 here over two splits, see EMA_DECAY). On an H200, 28
+#: recipes side by side with this code showed more epochs helping more than a finer input:
+#: 0.90 after 16 epochs at 128 px, 0.91 after 40; 0.89-0.90 at 160-224 px in the epochs 2
+#: cores afford.
 ENCODER_IMG_SIZE = 112
 #: Per-step decay of the weight average that is validated and kept: about the last 100 steps,
 #: under two epochs of PBC's 1,914 training cells at batch 32. Measured here (default command,
@@ -201,7 +203,9 @@ def main(
 
     ``init`` is :data:`INIT_IMAGENET`, an encoder card's path, or ``None`` for ``backbone``
     from random weights. With ``ema_decay`` (0 < decay < 1) the epochs are scored and the best
-    kept on a moving average of the weights (:func:`ml.train.engine.weight_average`). Raises :class:`ml.datasets.cells.CellDataError` for unusable data,
+    kept on a moving average of the weights (:func:`ml.train.engine.weight_average`).
+
+    Raises :class:`ml.datasets.cells.CellDataError` for unusable data,
     :class:`ml.train.engine.NonFiniteLossError` on a non-finite loss (nothing is written then)
     and ``ValueError`` for a bad number.
     """
@@ -371,7 +375,7 @@ def _fit(
     (:func:`ml.train.engine.fit`); the best epoch by validation macro-F1, of the weight
     average when ``ema_decay`` is set."""
     average = weight_average(model, ema_decay) if ema_decay else None
-    scored = average.module if average is not None else model
+    scored = kept_model(model, average)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     steps = -(-len(train_images) // batch_size)

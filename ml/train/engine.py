@@ -222,6 +222,12 @@ def weight_average(model: nn.Module, decay: float) -> AveragedModel:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
+def kept_model(model: nn.Module, average: AveragedModel | None) -> nn.Module:
+    """The module a training validates and keeps: the average's copy of ``model`` when there
+    is one (:func:`fit` keeps its state; a trainer's ``validate`` must score the same one)."""
+    return average.module if average is not None else model
+
+
 def check_decay(decay: float) -> None:
     """A weight average's decay per step lies strictly between 0 and 1."""
     if not 0.0 < decay < 1.0:
@@ -459,7 +465,7 @@ def fit(
     state is the average's (``validate`` should score it), and the checkpoint holds it too.
     """
     path = out / CHECKPOINT
-    kept = average.module if average is not None else model
+    kept = kept_model(model, average)
     state = FitState(best_state=copy.deepcopy(kept.state_dict()))
     if resume and path.is_file():
         state = load_checkpoint(
